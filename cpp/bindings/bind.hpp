@@ -1,0 +1,8 @@
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace kasagi::bindings {
+void bind_state(pybind11::module_& m);     // merge patch, Document (delta engine)
+void bind_protocol(pybind11::module_& m);  // encode / decode, DecodeError
+void bind_server(pybind11::module_& m);    // ServerConfig, Server
+}  // namespace kasagi::bindings

@@ -1,0 +1,79 @@
+// kasagi._core.ServerConfig and kasagi._core.Server. Every blocking call releases the GIL;
+// the server's own threads never take it.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/bind.hpp"
+#include "bindings/convert.hpp"
+#include "server/server.hpp"
+
+namespace py = pybind11;
+
+namespace kasagi::bindings {
+
+void bind_server(py::module_& m) {
+  using server::ServerConfig;
+  py::class_<ServerConfig>(m, "ServerConfig",
+                           "Plain settings struct; see kasagi.Config for meanings and defaults")
+      .def(py::init<>())
+      .def_readwrite("host", &ServerConfig::host)
+      .def_readwrite("port", &ServerConfig::port)
+      .def_readwrite("threads", &ServerConfig::threads)
+      .def_readwrite("tick_rate", &ServerConfig::tick_rate)
+      .def_readwrite("room_empty_ttl", &ServerConfig::room_empty_ttl)
+      .def_readwrite("max_rooms", &ServerConfig::max_rooms)
+      .def_readwrite("max_members_per_room", &ServerConfig::max_members_per_room)
+      .def_readwrite("delta_history", &ServerConfig::delta_history)
+      .def_readwrite("conflict_window", &ServerConfig::conflict_window)
+      .def_readwrite("writable_paths", &ServerConfig::writable_paths)
+      .def_readwrite("max_state_depth", &ServerConfig::max_state_depth)
+      .def_readwrite("session_grace", &ServerConfig::session_grace)
+      .def_readwrite("idle_timeout", &ServerConfig::idle_timeout)
+      .def_readwrite("handshake_timeout", &ServerConfig::handshake_timeout)
+      .def_readwrite("max_rooms_per_connection", &ServerConfig::max_rooms_per_connection)
+      .def_readwrite("max_message_bytes", &ServerConfig::max_message_bytes)
+      .def_readwrite("max_frame_bytes", &ServerConfig::max_frame_bytes)
+      .def_readwrite("rate_limit", &ServerConfig::rate_limit)
+      .def_readwrite("rate_burst", &ServerConfig::rate_burst)
+      .def_readwrite("rate_limit_close_after", &ServerConfig::rate_limit_close_after)
+      .def_readwrite("send_queue_max_bytes", &ServerConfig::send_queue_max_bytes)
+      .def_readwrite("send_queue_max_messages", &ServerConfig::send_queue_max_messages)
+      .def_readwrite("slow_consumer_window", &ServerConfig::slow_consumer_window)
+      .def_readwrite("drain_timeout", &ServerConfig::drain_timeout)
+      .def_readwrite("log_level", &ServerConfig::log_level);
+
+  using server::Server;
+  py::class_<Server>(m, "Server")
+      .def(py::init<ServerConfig>(), py::arg("config"))
+      .def("start", &Server::start, py::call_guard<py::gil_scoped_release>())
+      .def("stop", &Server::stop, py::call_guard<py::gil_scoped_release>())
+      .def("drain", &Server::drain, py::arg("timeout"), py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("port", &Server::port)
+      .def_property_readonly("running", &Server::running)
+      .def("metrics", &Server::metrics, py::call_guard<py::gil_scoped_release>())
+      .def("stats",
+           [](const Server& s) {
+             const auto st = s.stats();
+             py::dict d;
+             d["connections"] = st.connections;
+             d["rooms"] = st.rooms;
+             d["members"] = st.members;
+             return d;
+           })
+      .def("room_state", [](Server& s, const std::string& id) -> py::object {
+        std::optional<server::RoomSnapshot> snap;
+        {
+          py::gil_scoped_release release;
+          snap = s.room_state(id);
+        }
+        if (!snap) return py::none();
+        py::dict d;
+        d["state"] = to_python(state::Value(snap->state));
+        d["version"] = snap->version;
+        d["tick"] = snap->tick;
+        d["epoch"] = snap->epoch;
+        return d;
+      });
+}
+
+}  // namespace kasagi::bindings

@@ -1,0 +1,58 @@
+#include "net/listener.hpp"
+
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+
+#include "net/http_session.hpp"
+#include "telemetry/log.hpp"
+
+namespace kasagi::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Listener::Listener(Context& ctx, const std::string& host, std::uint16_t port)
+    : ctx_(ctx), strand_(asio::make_strand(ctx.ioc)), acceptor_(strand_), retry_(strand_) {
+  tcp::resolver resolver(ctx.ioc);
+  const auto results = resolver.resolve(host, std::to_string(port),
+                                        tcp::resolver::passive | tcp::resolver::numeric_service);
+  const tcp::endpoint endpoint = *results.begin();
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+  port_ = acceptor_.local_endpoint().port();
+}
+
+void Listener::run() { asio::dispatch(strand_, [self = shared_from_this()] { self->do_accept(); }); }
+
+void Listener::close() {
+  asio::post(strand_, [self = shared_from_this()] {
+    boost::system::error_code ec;
+    self->acceptor_.close(ec);
+    self->retry_.cancel();
+  });
+}
+
+void Listener::do_accept() {
+  acceptor_.async_accept(asio::make_strand(ctx_.ioc),
+                         boost::beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
+}
+
+void Listener::on_accept(boost::beast::error_code ec, tcp::socket socket) {
+  if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+  if (ec) {
+    // Out of file descriptors and the like: wait a little instead of spinning.
+    log::warning("accept failed: " + ec.message());
+    retry_.expires_after(std::chrono::milliseconds(100));
+    retry_.async_wait([self = shared_from_this()](boost::system::error_code e) {
+      if (!e) self->do_accept();
+    });
+    return;
+  }
+  socket.set_option(tcp::no_delay(true), ec);
+  std::make_shared<HttpSession>(std::move(socket), ctx_)->run();
+  do_accept();
+}
+
+}  // namespace kasagi::net

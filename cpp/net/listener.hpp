@@ -1,0 +1,35 @@
+// Accepts TCP connections and starts an HttpSession for each, on its own strand.
+#pragma once
+#include <memory>
+#include <string>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/error.hpp>
+#include "net/context.hpp"
+
+namespace kasagi::net {
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  // Binds and listens. Throws boost::system::system_error when the address cannot be used.
+  Listener(Context& ctx, const std::string& host, std::uint16_t port);
+
+  // The bound port (the one the OS picked when port 0 was asked).
+  std::uint16_t port() const { return port_; }
+
+  void run();
+  void close();  // stops accepting (from any thread)
+
+ private:
+  void do_accept();
+  void on_accept(boost::beast::error_code ec, boost::asio::ip::tcp::socket socket);
+
+  Context& ctx_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_;
+  std::uint16_t port_ = 0;
+};
+
+}  // namespace kasagi::net

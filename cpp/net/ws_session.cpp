@@ -1,0 +1,344 @@
+#include "net/ws_session.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "telemetry/log.hpp"
+
+namespace kasagi::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace http = beast::http;
+using protocol::ErrorCode;
+using protocol::Message;
+using protocol::Type;
+
+namespace {
+std::uint64_t now_ms() {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+}  // namespace
+
+WsSession::WsSession(asio::ip::tcp::socket&& socket, Context& ctx, protocol::Format format,
+                     bool offered_subprotocol)
+    : ws_(std::move(socket)),
+      ctx_(ctx),
+      format_(format),
+      offered_subprotocol_(offered_subprotocol),
+      limiter_(ctx.settings.rate_limit, ctx.settings.rate_burst) {
+  ctx_.metrics.connections.fetch_add(1, std::memory_order_relaxed);
+  ctx_.metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
+}
+
+WsSession::~WsSession() {
+  ctx_.metrics.connections.fetch_sub(1, std::memory_order_relaxed);
+  std::lock_guard lock(ctx_.sessions_mutex);
+  ctx_.sessions.erase(this);
+}
+
+// ---------------------------------------------------------------------------------------
+// Handshake and reading
+
+void WsSession::run(Request req) {
+  {
+    std::lock_guard lock(ctx_.sessions_mutex);
+    ctx_.sessions[this] = weak_from_this();
+  }
+  const auto& s = ctx_.settings;
+  websocket::stream_base::timeout timeouts{s.handshake_timeout, s.idle_timeout,
+                                           /*keep_alive_pings=*/true};
+  ws_.set_option(timeouts);
+  ws_.read_message_max(s.max_frame_bytes);  // larger frames close the connection with 1009
+  ws_.auto_fragment(false);
+  std::string proto = offered_subprotocol_ ? std::string(protocol::subprotocol(format_)) : "";
+  ws_.set_option(websocket::stream_base::decorator([proto](websocket::response_type& res) {
+    res.set(http::field::server, "kasagi");
+    if (!proto.empty()) res.set(http::field::sec_websocket_protocol, proto);
+  }));
+  beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts take over
+  ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
+}
+
+void WsSession::on_accept(beast::error_code ec) {
+  if (ec) return finish();
+  open_ = true;
+  if (closing_ || ctx_.draining.load()) {  // drain or stop began during the handshake
+    closing_ = false;
+    start_close(websocket::close_code::going_away, "going away");
+  }
+  do_read();
+  do_write();
+}
+
+void WsSession::do_read() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
+}
+
+void WsSession::on_read(beast::error_code ec, std::size_t) {
+  if (ec) return finish();  // closed, timed out, or too big (Beast has sent 1009)
+  const auto data = buffer_.cdata();
+  if (!closing_) {
+    handle_frame(std::string_view(static_cast<const char*>(data.data()), data.size()));
+  }
+  buffer_.consume(buffer_.size());
+  do_read();  // keep reading while closing: the peer's close frame completes the handshake
+}
+
+void WsSession::handle_frame(std::string_view bytes) {
+  const auto& s = ctx_.settings;
+  const auto now = std::chrono::steady_clock::now();
+  if (!limiter_.allow(now)) {
+    // An episode of limiting lasts while rejections keep coming at least once a second.
+    if (!limited_since_ || now - last_rejection_ > std::chrono::seconds(1)) limited_since_ = now;
+    last_rejection_ = now;
+    if (now - *limited_since_ > s.rate_limit_close_after) {
+      ctx_.metrics.rate_limit_disconnects.fetch_add(1, std::memory_order_relaxed);
+      log::warning("closing a connection that exceeded the message rate for too long");
+      start_close(websocket::close_code::policy_error, "rate limit exceeded");
+      return;
+    }
+    reply_error(ErrorCode::rate_limited,
+                "more than " + std::to_string(static_cast<long>(s.rate_limit)) +
+                    " messages per second; message dropped",
+                {}, std::nullopt);
+    return;
+  }
+  if (bytes.size() > s.max_message_bytes) {
+    reply_error(ErrorCode::too_large,
+                "message of " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
+                    std::to_string(s.max_message_bytes),
+                {}, std::nullopt);
+    return;
+  }
+  protocol::DecodeLimits limits;
+  limits.value.max_depth = s.max_state_depth;
+  auto result = protocol::decode(format_, bytes, limits);
+  if (auto* err = std::get_if<protocol::DecodeError>(&result)) {
+    reply_error(err->code, err->message, err->room_id, err->request_id);
+    return;
+  }
+  dispatch(std::get<Message>(std::move(result)), bytes.size());
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages
+
+void WsSession::dispatch(Message&& msg, std::size_t bytes) {
+  ctx_.metrics.count_in(msg.type, bytes);
+  auto self = shared_from_this();
+  switch (msg.type) {
+    case Type::ping: {
+      Message pong;
+      pong.type = Type::pong;
+      pong.payload = state::Object{{"serverTime", now_ms()}};
+      pong.timestamp = msg.timestamp;
+      pong.request_id = msg.request_id;
+      reply(pong);
+      return;
+    }
+    case Type::join_room: {
+      if (ctx_.draining.load()) {
+        return reply_error(ErrorCode::unavailable, "server is shutting down", msg.room_id,
+                           msg.request_id);
+      }
+      std::shared_ptr<RoomActor> actor;
+      if (auto it = rooms_.find(msg.room_id); it != rooms_.end()) {
+        actor = it->second.actor;
+        actor->pending_joins.fetch_add(1, std::memory_order_relaxed);
+      } else {
+        if (rooms_.size() >= ctx_.settings.max_rooms_per_connection) {
+          return reply_error(ErrorCode::forbidden,
+                             "a connection may be in at most " +
+                                 std::to_string(ctx_.settings.max_rooms_per_connection) +
+                                 " rooms",
+                             msg.room_id, msg.request_id);
+        }
+        actor = ctx_.rooms.acquire(msg.room_id);
+        if (!actor) {
+          return reply_error(ErrorCode::unavailable, "server has reached its maximum of rooms",
+                             msg.room_id, msg.request_id);
+        }
+        rooms_.emplace(msg.room_id, Membership{actor, actor->uid()});
+      }
+      RoomActor* raw = actor.get();
+      actor->post([self, raw, m = std::move(msg)](room::Room& r, room::Clock::time_point now) {
+        raw->pending_joins.fetch_sub(1, std::memory_order_relaxed);
+        r.join(self, m, now);
+      });
+      return;
+    }
+    case Type::leave_room:
+    case Type::state_update:
+    case Type::resync: {
+      auto it = rooms_.find(msg.room_id);
+      if (it == rooms_.end()) {
+        return reply_error(ErrorCode::not_in_room, "not in room " + msg.room_id, msg.room_id,
+                           msg.request_id);
+      }
+      auto actor = it->second.actor;
+      if (msg.type == Type::leave_room) rooms_.erase(it);
+      actor->post([self, m = std::move(msg)](room::Room& r, room::Clock::time_point now) {
+        switch (m.type) {
+          case Type::leave_room: r.leave(self, m, now); break;
+          case Type::state_update: r.update(self, m, now); break;
+          default: r.resync(self, m, now); break;
+        }
+      });
+      return;
+    }
+    default:
+      return reply_error(ErrorCode::unknown_type,
+                         std::string(protocol::to_string(msg.type)) +
+                             " is sent by servers, not clients",
+                         msg.room_id, msg.request_id);
+  }
+}
+
+void WsSession::reply(const Message& msg) {
+  auto frame = std::make_shared<const std::string>(protocol::encode(format_, msg));
+  ctx_.metrics.count_out(msg.type, frame->size());
+  enqueue({std::move(frame), msg.type, 0});
+}
+
+void WsSession::reply_error(ErrorCode code, std::string_view text, std::string_view room_id,
+                            std::optional<std::uint64_t> request_id) {
+  ctx_.metrics.count_error(code);
+  reply(protocol::make_error(code, text, room_id, request_id));
+}
+
+void WsSession::removed_from_room(std::uint64_t room_uid, const std::string& room_id) {
+  asio::post(ws_.get_executor(), [self = shared_from_this(), room_uid, room_id] {
+    auto it = self->rooms_.find(room_id);
+    if (it != self->rooms_.end() && it->second.uid == room_uid) self->rooms_.erase(it);
+    self->awaiting_full_state_.erase(room_uid);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+void WsSession::send(room::Outgoing frame) {
+  asio::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
+    self->enqueue(std::move(f));
+  });
+}
+
+void WsSession::enqueue(room::Outgoing&& frame) {
+  if (finished_ || closing_) return;
+  auto awaited = [&] {
+    return frame.room_uid != 0 && awaiting_full_state_.count(frame.room_uid) != 0;
+  };
+  if (awaited()) {
+    if (frame.type == Type::full_state) {
+      awaiting_full_state_.erase(frame.room_uid);
+    } else if (frame.type == Type::delta_update) {
+      ctx_.metrics.send_queue_drops.fetch_add(1, std::memory_order_relaxed);
+      return;  // superseded by the FULL_STATE on its way
+    }
+  }
+  const auto& s = ctx_.settings;
+  const bool over = queue_.size() + 1 > s.send_queue_max_messages ||
+                    queued_bytes_ + frame.bytes->size() > s.send_queue_max_bytes;
+  if (over && !queue_.empty()) {
+    overflow();
+    if (closing_) return;
+    if (frame.type == Type::delta_update && awaited()) {
+      ctx_.metrics.send_queue_drops.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+  queued_bytes_ += frame.bytes->size();
+  queue_.push_back(std::move(frame));
+  do_write();
+}
+
+void WsSession::overflow() {
+  const auto now = std::chrono::steady_clock::now();
+  if (last_overflow_ && now - *last_overflow_ < ctx_.settings.slow_consumer_window) {
+    ctx_.metrics.slow_consumer_disconnects.fetch_add(1, std::memory_order_relaxed);
+    log::info("closing a slow consumer: its send queue overflowed twice");
+    start_close(websocket::close_code::policy_error, "slow consumer");
+    return;
+  }
+  last_overflow_ = now;
+  ctx_.metrics.slow_consumer_resyncs.fetch_add(1, std::memory_order_relaxed);
+  const std::size_t keep = writing_ ? 1 : 0;  // the frame being written stays
+  ctx_.metrics.send_queue_drops.fetch_add(queue_.size() - keep, std::memory_order_relaxed);
+  queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(keep), queue_.end());
+  queued_bytes_ = keep ? queue_.front().bytes->size() : 0;
+  auto self = shared_from_this();
+  for (auto& [id, membership] : rooms_) {
+    awaiting_full_state_.insert(membership.uid);
+    membership.actor->post([self](room::Room& r, room::Clock::time_point t) {
+      r.resync_slow_member(self, t);
+    });
+  }
+}
+
+void WsSession::do_write() {
+  if (writing_ || queue_.empty() || !open_ || finished_) return;
+  writing_ = true;
+  ws_.binary(format_ == protocol::Format::msgpack);
+  ws_.async_write(asio::buffer(*queue_.front().bytes),
+                  beast::bind_front_handler(&WsSession::on_write, shared_from_this()));
+}
+
+void WsSession::on_write(beast::error_code ec, std::size_t) {
+  writing_ = false;
+  if (!queue_.empty()) {
+    queued_bytes_ -= queue_.front().bytes->size();
+    queue_.pop_front();
+  }
+  if (ec) return finish();
+  if (close_after_write_) {
+    auto [code, reason] = std::move(*close_after_write_);
+    close_after_write_.reset();
+    ws_.async_close(websocket::close_reason(code, reason),
+                    [self = shared_from_this()](beast::error_code) {});
+    return;
+  }
+  do_write();
+}
+
+// ---------------------------------------------------------------------------------------
+// Closing
+
+void WsSession::close(websocket::close_code code, std::string reason) {
+  asio::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)] {
+    self->start_close(code, r);
+  });
+}
+
+void WsSession::start_close(websocket::close_code code, std::string reason) {
+  if (closing_ || finished_) return;
+  closing_ = true;
+  const std::size_t keep = writing_ ? 1 : 0;
+  queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(keep), queue_.end());
+  queued_bytes_ = keep ? queue_.front().bytes->size() : 0;
+  if (!open_) return;  // handshake still running: on_accept closes
+  if (writing_) {
+    close_after_write_.emplace(code, std::move(reason));
+    return;
+  }
+  ws_.async_close(websocket::close_reason(code, reason),
+                  [self = shared_from_this()](beast::error_code) {});
+}
+
+void WsSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  open_ = false;
+  queue_.clear();
+  queued_bytes_ = 0;
+  auto self = shared_from_this();
+  for (auto& [id, membership] : rooms_) {
+    membership.actor->post(
+        [self](room::Room& r, room::Clock::time_point now) { r.detach(self, now); });
+  }
+  rooms_.clear();
+}
+
+}  // namespace kasagi::net

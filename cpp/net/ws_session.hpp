@@ -1,0 +1,90 @@
+// One WebSocket connection: reads frames, enforces the per-connection limits, decodes, and
+// posts each message to its room's strand. Sessions never touch room state.
+//
+// Output: one write in flight and a bounded queue of shared, immutable frames behind it.
+// Slow-consumer policy: when the queue would pass send_queue_max_bytes/messages, the
+// queued frames are dropped and every room the connection is in sends it one FULL_STATE
+// instead (deltas for those rooms are discarded until it arrives); a second overflow within
+// slow_consumer_window closes the connection (1008). Other members never wait for it.
+#pragma once
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include "net/context.hpp"
+#include "net/rate_limiter.hpp"
+#include "net/room_actor.hpp"
+#include "room/member.hpp"
+
+namespace kasagi::net {
+
+class WsSession : public room::Member, public std::enable_shared_from_this<WsSession> {
+ public:
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+  // `offered_subprotocol`: whether the client offered one (echoed in the handshake response).
+  WsSession(boost::asio::ip::tcp::socket&& socket, Context& ctx, protocol::Format format,
+            bool offered_subprotocol);
+  ~WsSession() override;
+
+  // Completes the WebSocket handshake for the already-read upgrade request, then reads.
+  void run(Request req);
+
+  // Closes the connection with a close frame (from any thread).
+  void close(boost::beast::websocket::close_code code, std::string reason);
+
+  protocol::Format format() const override { return format_; }
+  void send(room::Outgoing frame) override;
+  void removed_from_room(std::uint64_t room_uid, const std::string& room_id) override;
+
+ private:
+  struct Membership {
+    std::shared_ptr<RoomActor> actor;
+    std::uint64_t uid;
+  };
+
+  void on_accept(boost::beast::error_code ec);
+  void do_read();
+  void on_read(boost::beast::error_code ec, std::size_t bytes);
+  void handle_frame(std::string_view bytes);
+  void dispatch(protocol::Message&& msg, std::size_t bytes);
+  void reply(const protocol::Message& msg);
+  void reply_error(protocol::ErrorCode code, std::string_view text, std::string_view room_id,
+                   std::optional<std::uint64_t> request_id);
+  void enqueue(room::Outgoing&& frame);
+  void overflow();
+  void do_write();
+  void on_write(boost::beast::error_code ec, std::size_t bytes);
+  void start_close(boost::beast::websocket::close_code code, std::string reason);
+  void finish();
+
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  Context& ctx_;
+  const protocol::Format format_;
+  const bool offered_subprotocol_;
+  boost::beast::flat_buffer buffer_;
+  RateLimiter limiter_;
+  std::optional<std::chrono::steady_clock::time_point> limited_since_;
+  std::chrono::steady_clock::time_point last_rejection_{};
+
+  std::unordered_map<std::string, Membership> rooms_;  // by room id
+
+  std::deque<room::Outgoing> queue_;
+  std::size_t queued_bytes_ = 0;
+  bool writing_ = false;
+  std::unordered_set<std::uint64_t> awaiting_full_state_;  // room uids resyncing after overflow
+  std::optional<std::chrono::steady_clock::time_point> last_overflow_;
+
+  bool open_ = false;     // handshake done, not yet finished
+  bool closing_ = false;  // a close was requested
+  std::optional<std::pair<boost::beast::websocket::close_code, std::string>> close_after_write_;
+  bool finished_ = false;
+};
+
+}  // namespace kasagi::net

@@ -1,0 +1,50 @@
+#include "room/conflict_index.hpp"
+
+namespace kasagi::room {
+
+void ConflictIndex::record(const std::vector<state::Path>& leaves, std::uint64_t version,
+                           std::string_view writer) {
+  for (const auto& leaf : leaves) {
+    auto& w = writes_[state::format_pointer(leaf)];
+    w.version = version;
+    w.writer.assign(writer);
+  }
+  // Prune in batches so the cost is amortized O(1) per write.
+  if (writes_.size() > 1024 && version > window_ &&
+      version - window_ > forgotten_up_to_ + window_ / 4) {
+    prune(version);
+  }
+}
+
+void ConflictIndex::prune(std::uint64_t current) {
+  const std::uint64_t horizon = current - window_;
+  for (auto it = writes_.begin(); it != writes_.end();) {
+    if (it->second.version <= horizon) it = writes_.erase(it);
+    else ++it;
+  }
+  forgotten_up_to_ = horizon;
+}
+
+bool ConflictIndex::conflicts(const std::vector<state::Path>& leaves, std::uint64_t since,
+                              std::string_view writer) const {
+  if (since < forgotten_up_to_) return true;
+  auto newer_by_other = [&](const Write& w) { return w.version > since && w.writer != writer; };
+  for (const auto& leaf : leaves) {
+    const std::string key = state::format_pointer(leaf);
+    // The location itself and its ancestors ("/a", "/a/b" for "/a/b/c").
+    for (std::size_t cut = 1; cut <= key.size(); ++cut) {
+      if (cut != key.size() && key[cut] != '/') continue;
+      auto it = writes_.find(std::string_view(key).substr(0, cut));
+      if (it != writes_.end() && newer_by_other(it->second)) return true;
+    }
+    // Its descendants: keys starting with key + "/" ('0' is the character after '/').
+    for (auto it = writes_.lower_bound(key + "/"); it != writes_.end() &&
+                                                   it->first < key + "0";
+         ++it) {
+      if (newer_by_other(it->second)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace kasagi::room

@@ -1,0 +1,418 @@
+#include "room/room.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "room/random_id.hpp"
+#include "state/merge_patch.hpp"
+
+namespace kasagi::room {
+
+using protocol::ErrorCode;
+using protocol::Message;
+using protocol::Type;
+
+namespace {
+
+std::uint64_t now_ms() {
+  using namespace std::chrono;
+  return static_cast<std::uint64_t>(
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+// JOIN_ROOM payload keys that steer the join instead of becoming player attributes.
+constexpr std::string_view kSessionToken = "sessionToken";
+constexpr std::string_view kLastVersion = "lastVersion";
+constexpr std::string_view kRoomType = "roomType";
+
+}  // namespace
+
+Room::Room(std::string id, std::uint64_t uid, const RoomSettings& settings, PathRules rules,
+           metrics::Metrics& metrics, Clock::time_point now)
+    : id_(std::move(id)),
+      uid_(uid),
+      settings_(settings),
+      rules_(std::move(rules)),
+      metrics_(metrics),
+      created_(now),
+      epoch_(random_hex(8)),
+      conflicts_(settings.conflict_window) {
+  state_["players"] = state::Object();
+}
+
+Room::~Room() {
+  for (auto& [pid, p] : players_) {
+    if (p.member) metrics_.members.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+void Room::send(const MemberPtr& m, const Message& msg) {
+  auto frame = std::make_shared<const std::string>(protocol::encode(m->format(), msg));
+  metrics_.count_out(msg.type, frame->size());
+  m->send({std::move(frame), msg.type, uid_});
+}
+
+void Room::send(const MemberPtr& m, HistoryEntry& entry) {
+  auto& frame = entry.frames[static_cast<int>(m->format())];
+  if (!frame) {
+    frame = std::make_shared<const std::string>(protocol::encode(m->format(), *entry.message));
+  }
+  metrics_.count_out(Type::delta_update, frame->size());
+  m->send({frame, Type::delta_update, uid_});
+}
+
+void Room::broadcast(const Message& msg, const Member* except, Frame* frames) {
+  Frame local[2];
+  if (!frames) frames = local;
+  for (auto& [pid, p] : players_) {
+    if (!p.member || p.member.get() == except) continue;
+    auto& frame = frames[static_cast<int>(p.member->format())];
+    if (!frame) {
+      frame = std::make_shared<const std::string>(protocol::encode(p.member->format(), msg));
+    }
+    metrics_.count_out(msg.type, frame->size());
+    p.member->send({frame, msg.type, uid_});
+  }
+}
+
+void Room::send_error(const MemberPtr& m, ErrorCode code, std::string_view text,
+                      const Message& cause) {
+  metrics_.count_error(code);
+  send(m, protocol::make_error(code, text, id_, cause.request_id));
+}
+
+void Room::send_ack(const MemberPtr& m, const Message& cause) {
+  Message ack;
+  ack.type = Type::ack;
+  ack.room_id = id_;
+  ack.payload = state::Object();
+  ack.version = version_;
+  ack.request_id = cause.request_id;
+  send(m, ack);
+}
+
+// ---------------------------------------------------------------------------------------
+// Players and connections
+
+Room::Player* Room::attached_player(const Member* m) {
+  auto it = attached_.find(m);
+  return it == attached_.end() ? nullptr : &players_.at(it->second);
+}
+
+void Room::attach(Player& p, const MemberPtr& m) {
+  release(p);
+  p.member = m;
+  attached_[m.get()] = p.id;
+  metrics_.members.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Room::release(Player& p) {
+  if (!p.member) return;
+  attached_.erase(p.member.get());
+  p.member.reset();
+  metrics_.members.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Room::remove_player(const std::string& player_id, std::string_view reason,
+                         Clock::time_point now) {
+  auto it = players_.find(player_id);
+  if (it == players_.end()) return;
+  release(it->second);
+  by_token_.erase(it->second.token);
+  players_.erase(it);
+
+  const state::Path path = {"players", player_id};
+  if (builder_.apply(state_, path, nullptr)) {
+    ++version_;
+    conflicts_.record({path}, version_, "");
+    changed(now);
+  }
+  Message left;
+  left.type = Type::player_left;
+  left.room_id = id_;
+  left.payload = state::Object{{"playerId", player_id}, {"reason", reason}};
+  broadcast(left, nullptr);
+}
+
+// ---------------------------------------------------------------------------------------
+// Client messages
+
+void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
+  if (Player* p = attached_player(m.get())) {  // already in: answer like RESYNC
+    flush(now);
+    send_full_state(*p, now);
+    return;
+  }
+  state::Object attrs = msg.payload ? *msg.payload : state::Object();
+  std::optional<std::string> token;
+  std::optional<std::uint64_t> last_version;
+  if (auto* t = attrs.if_contains(kSessionToken)) {
+    if (!t->is_string()) {
+      send_error(m, ErrorCode::bad_message, "payload.sessionToken: must be a string", msg);
+      m->removed_from_room(uid_, id_);
+      return;
+    }
+    token = std::string(t->get_string());
+  }
+  if (auto* v = attrs.if_contains(kLastVersion)) {
+    if (!v->is_int64() || v->get_int64() < 0) {
+      send_error(m, ErrorCode::bad_message,
+                 "payload.lastVersion: must be a non-negative integer", msg);
+      m->removed_from_room(uid_, id_);
+      return;
+    }
+    last_version = static_cast<std::uint64_t>(v->get_int64());
+  }
+  attrs.erase(kSessionToken);
+  attrs.erase(kLastVersion);
+  attrs.erase(kRoomType);
+  attrs.erase("playerId");  // chosen by the server, never by the client
+
+  // Resume: the same player, no PLAYER_LEFT / PLAYER_JOINED churn.
+  if (token) {
+    auto t = by_token_.find(*token);
+    if (t != by_token_.end()) {
+      Player& p = players_.at(t->second);
+      if (p.member && p.member != m) {
+        MemberPtr old = p.member;
+        release(p);
+        old->removed_from_room(uid_, id_);
+      }
+      attach(p, m);
+      flush(now);
+      const bool same_epoch = !msg.epoch || *msg.epoch == epoch_;
+      if (!(last_version && same_epoch && replay_history(p, *last_version))) {
+        send_full_state(p, now);
+      } else {
+        send_ack(m, msg);  // marks the end of the replayed deltas
+      }
+      return;
+    }
+  }
+
+  if (players_.size() >= settings_.max_members) {
+    send_error(m, ErrorCode::room_full,
+               "room is full (" + std::to_string(settings_.max_members) + " players)", msg);
+    m->removed_from_room(uid_, id_);
+    return;
+  }
+
+  Player p;
+  do {
+    p.id = random_hex(6);
+  } while (players_.count(p.id));
+  p.token = random_hex(16);
+
+  flush(now);  // members get what is pending first: the join delta starts a fresh batch
+  const state::Path path = {"players", p.id};
+  builder_.apply(state_, path, state::Value(attrs));
+  ++version_;
+  std::vector<state::Path> leaves;
+  state::patch_leaf_paths(path, state::Value(attrs), leaves);
+  leaves.push_back(path);
+  conflicts_.record(leaves, version_, "");
+  flush(now);  // the others see the new entry in a delta the joiner must not get
+
+  auto [it, inserted] = players_.emplace(p.id, std::move(p));
+  Player& added = it->second;
+  by_token_[added.token] = added.id;
+  attach(added, m);
+  send_full_state(added, now);
+
+  Message joined;
+  joined.type = Type::player_joined;
+  joined.room_id = id_;
+  joined.payload = attrs;
+  (*joined.payload)["playerId"] = added.id;
+  broadcast(joined, m.get());
+}
+
+void Room::leave(const MemberPtr& m, const Message& msg, Clock::time_point now) {
+  Player* p = attached_player(m.get());
+  if (!p) {
+    send_error(m, ErrorCode::not_in_room, "not in room " + id_, msg);
+    return;
+  }
+  if (msg.request_id) send_ack(m, msg);
+  const std::string player_id = p->id;
+  remove_player(player_id, "left", now);
+  m->removed_from_room(uid_, id_);
+}
+
+void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now) {
+  Player* p = attached_player(m.get());
+  if (!p) {
+    send_error(m, ErrorCode::not_in_room, "not in room " + id_, msg);
+    return;
+  }
+  state::Path target = {"players", p->id};
+  if (msg.path) {
+    auto parsed = state::parse_pointer(*msg.path);
+    if (!parsed) {
+      send_error(m, ErrorCode::bad_message, "path: must be a JSON Pointer such as /players/id/x",
+                 msg);
+      return;
+    }
+    target = std::move(*parsed);
+  }
+  const state::Value patch(*msg.payload);
+  std::vector<state::Path> leaves;
+  state::patch_leaf_paths(target, patch, leaves);
+  for (const auto& leaf : leaves) {
+    if (leaf.size() > settings_.max_state_depth) {
+      send_error(m, ErrorCode::bad_message,
+                 "document nesting deeper than " + std::to_string(settings_.max_state_depth),
+                 msg);
+      return;
+    }
+    if (!leaf.empty() && leaf[0] == "players" && leaf.size() <= 2) {
+      send_error(m, ErrorCode::forbidden,
+                 "'" + state::format_pointer(leaf) +
+                     "': player entries are created by JOIN_ROOM and removed by LEAVE_ROOM",
+                 msg);
+      return;
+    }
+    if (!rules_.allows(leaf, p->id)) {
+      send_error(m, ErrorCode::forbidden,
+                 "'" + state::format_pointer(leaf) + "' is not writable by this player", msg);
+      return;
+    }
+  }
+  if (msg.version && conflicts_.conflicts(leaves, *msg.version, p->id)) {
+    send_error(m, ErrorCode::conflict,
+               "a field this update writes was changed by someone else after version " +
+                   std::to_string(*msg.version),
+               msg);
+    return;
+  }
+  if (!leaves.empty() && builder_.apply(state_, target, patch)) {
+    ++version_;
+    conflicts_.record(leaves, version_, p->id);
+    if (msg.request_id) send_ack(m, msg);
+    changed(now);
+    return;
+  }
+  if (msg.request_id) send_ack(m, msg);  // nothing changed: already contained in version_
+}
+
+void Room::resync(const MemberPtr& m, const Message& msg, Clock::time_point now) {
+  Player* p = attached_player(m.get());
+  if (!p) {
+    send_error(m, ErrorCode::not_in_room, "not in room " + id_, msg);
+    return;
+  }
+  flush(now);
+  send_full_state(*p, now);
+}
+
+void Room::resync_slow_member(const MemberPtr& m, Clock::time_point now) {
+  if (Player* p = attached_player(m.get())) {
+    flush(now);
+    send_full_state(*p, now);
+  }
+}
+
+void Room::detach(const MemberPtr& m, Clock::time_point now) {
+  Player* p = attached_player(m.get());
+  if (!p) return;
+  release(*p);
+  p->grace_deadline = now + settings_.session_grace;
+  if (settings_.session_grace <= Clock::duration::zero()) {
+    const std::string player_id = p->id;
+    remove_player(player_id, "timeout", now);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ticks
+
+std::uint64_t Room::tick_at(Clock::time_point now) const {
+  if (settings_.tick_rate <= 0) return tick_;
+  const double elapsed = std::chrono::duration<double>(now - created_).count();
+  return static_cast<std::uint64_t>(std::floor(elapsed * settings_.tick_rate));
+}
+
+Clock::time_point Room::next_tick_boundary(Clock::time_point now) const {
+  const double next = static_cast<double>(tick_at(now) + 1) / settings_.tick_rate;
+  return created_ +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(next));
+}
+
+void Room::changed(Clock::time_point now) {
+  if (settings_.tick_rate <= 0) {
+    flush(now);
+  } else if (!flush_due_) {
+    flush_due_ = next_tick_boundary(now);
+  }
+}
+
+void Room::flush(Clock::time_point now) {
+  flush_due_.reset();
+  if (version_ == flushed_version_) return;
+  const auto started = Clock::now();
+  tick_ = settings_.tick_rate > 0 ? tick_at(now) : tick_ + 1;
+
+  auto delta = std::make_shared<Message>();
+  delta->type = Type::delta_update;
+  delta->room_id = id_;
+  delta->payload = builder_.take(state_);
+  delta->version = version_;
+  delta->base_version = flushed_version_;
+  delta->tick = tick_;
+  delta->epoch = epoch_;
+
+  HistoryEntry entry{flushed_version_, delta, {}};
+  broadcast(*delta, nullptr, entry.frames);
+  if (settings_.delta_history > 0) {
+    history_.push_back(std::move(entry));
+    while (history_.size() > settings_.delta_history) history_.pop_front();
+  }
+  flushed_version_ = version_;
+  metrics_.deltas.fetch_add(1, std::memory_order_relaxed);
+  metrics_.tick_duration.observe(std::chrono::duration<double>(Clock::now() - started).count());
+}
+
+void Room::send_full_state(Player& p, Clock::time_point now) {
+  (void)now;
+  Message full;
+  full.type = Type::full_state;
+  full.room_id = id_;
+  full.payload = state::Object{
+      {"state", state_}, {"playerId", p.id}, {"sessionToken", p.token}};
+  full.version = version_;
+  full.tick = tick_;
+  full.epoch = epoch_;
+  full.timestamp = now_ms();
+  send(p.member, full);
+}
+
+bool Room::replay_history(Player& p, std::uint64_t from_version) {
+  if (from_version == version_) return true;  // nothing missed
+  std::size_t i = 0;
+  while (i < history_.size() && history_[i].base_version != from_version) ++i;
+  if (i == history_.size()) return false;
+  for (; i < history_.size(); ++i) send(p.member, history_[i]);
+  return true;
+}
+
+void Room::on_timer(Clock::time_point now) {
+  if (flush_due_ && now >= *flush_due_) flush(now);
+  std::vector<std::string> expired;
+  for (auto& [pid, p] : players_) {
+    if (!p.member && p.grace_deadline <= now) expired.push_back(pid);
+  }
+  for (const auto& pid : expired) remove_player(pid, "timeout", now);
+}
+
+std::optional<Clock::time_point> Room::next_deadline() const {
+  std::optional<Clock::time_point> next = flush_due_;
+  for (const auto& [pid, p] : players_) {
+    if (!p.member && (!next || p.grace_deadline < *next)) next = p.grace_deadline;
+  }
+  return next;
+}
+
+}  // namespace kasagi::room

@@ -1,0 +1,50 @@
+// Every setting of a Kasagi server. The documented defaults live in one place, the Python
+// dataclass kasagi.config.Config (docs/configuration.md is generated from it); the values
+// below must equal them, which tests/unit/test_config.py checks.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kasagi::server {
+
+struct ServerConfig {
+  // Network
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;           // 0 = pick a free port (Server::port() tells which)
+  unsigned threads = 0;                // I/O threads; 0 = one per core
+
+  // Rooms
+  double tick_rate = 20.0;             // deltas per second per room; 0 = send at once
+  double room_empty_ttl = 30.0;        // seconds an empty room is kept before discarding it
+  std::uint32_t max_rooms = 10000;     // rooms per server (UNAVAILABLE beyond)
+  std::uint32_t max_members_per_room = 100;   // ROOM_FULL beyond
+  std::uint32_t delta_history = 256;   // deltas kept per room for lastVersion resume
+  std::uint32_t conflict_window = 4096;  // versions within which CONFLICT can be decided
+  std::vector<std::string> writable_paths = {"/players/$self"};  // path rules for STATE_UPDATE
+  std::uint32_t max_state_depth = 32;  // nesting depth of maps/arrays in a document
+
+  // Sessions
+  double session_grace = 60.0;         // seconds a disconnected player is kept for resume
+  double idle_timeout = 30.0;          // seconds of silence before a connection is closed
+  double handshake_timeout = 10.0;     // seconds to complete the HTTP + WebSocket handshake
+  std::uint32_t max_rooms_per_connection = 16;
+
+  // Limits on input
+  std::uint32_t max_message_bytes = 64 * 1024;     // larger: ERROR TOO_LARGE, message dropped
+  std::uint32_t max_frame_bytes = 1024 * 1024;     // larger: connection closed with 1009
+  double rate_limit = 100.0;           // messages per second per connection (token bucket)
+  double rate_burst = 200.0;           // bucket size
+  double rate_limit_close_after = 10.0;  // seconds of continuous limiting before closing (1008)
+
+  // Output
+  std::uint32_t send_queue_max_bytes = 4 * 1024 * 1024;  // per connection
+  std::uint32_t send_queue_max_messages = 4096;          // per connection
+  double slow_consumer_window = 10.0;  // a second overflow within this many seconds disconnects
+
+  // Lifecycle
+  double drain_timeout = 5.0;          // seconds to wait for clients to close on shutdown
+  std::string log_level = "info";      // debug, info, warning, error, off
+};
+
+}  // namespace kasagi::server

@@ -1,0 +1,84 @@
+// The composition root: turns a ServerConfig into a running server (listener, rooms, I/O
+// threads) and takes it down again, gracefully or not.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+#include <boost/asio/io_context.hpp>
+#include "server/config.hpp"
+#include "state/value.hpp"
+#include "telemetry/metrics.hpp"
+
+namespace kasagi::net {
+class Listener;
+class RoomActor;
+struct Context;
+}  // namespace kasagi::net
+
+namespace kasagi::room {
+template <class Actor>
+class Registry;
+}
+
+namespace kasagi::server {
+
+struct Stats {
+  std::int64_t connections = 0;
+  std::int64_t rooms = 0;
+  std::int64_t members = 0;
+};
+
+struct RoomSnapshot {
+  state::Object state;
+  std::uint64_t version = 0;
+  std::uint64_t tick = 0;
+  std::string epoch;
+};
+
+class Server {
+ public:
+  // Throws std::invalid_argument when the configuration is unusable.
+  explicit Server(ServerConfig config);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts the I/O threads; returns at once. Throws std::runtime_error when the
+  // address cannot be bound, std::logic_error when already started.
+  void start();
+
+  // The bound port (valid after start()).
+  std::uint16_t port() const { return port_; }
+  bool running() const { return running_; }
+
+  // Graceful shutdown: stops accepting, closes every connection with 1001 "going away",
+  // waits up to `timeout` seconds for them to go, then stops. Blocks.
+  void drain(double timeout);
+
+  // Immediate shutdown: connections are closed with 1001 without waiting for them. Blocks
+  // until every thread has ended. Safe to call twice.
+  void stop();
+
+  std::string metrics() const;
+  Stats stats() const;
+
+  // The authoritative state of room `id` (read on its strand), or nullopt if there is none.
+  std::optional<RoomSnapshot> room_state(const std::string& id);
+
+ private:
+  void close_all_sessions();
+
+  ServerConfig config_;
+  metrics::Metrics metrics_;
+  std::unique_ptr<boost::asio::io_context> ioc_;
+  std::unique_ptr<room::Registry<net::RoomActor>> rooms_;
+  std::unique_ptr<net::Context> ctx_;
+  std::shared_ptr<net::Listener> listener_;
+  std::vector<std::thread> threads_;
+  std::uint16_t port_ = 0;
+  bool running_ = false;
+};
+
+}  // namespace kasagi::server

@@ -1,0 +1,103 @@
+#include "telemetry/metrics.hpp"
+
+#include <cstdio>
+
+namespace kasagi::metrics {
+namespace {
+
+void append_number(std::string& out, double v) {
+  char buf[64];
+  int n = std::snprintf(buf, sizeof buf, "%.17g", v);
+  out.append(buf, static_cast<std::size_t>(n));
+}
+
+template <class T>
+void simple(std::string& out, const char* name, const char* type, const char* help,
+            const T& value) {
+  out += "# HELP "; out += name; out += ' '; out += help; out += '\n';
+  out += "# TYPE "; out += name; out += ' '; out += type; out += '\n';
+  out += name; out += ' ';
+  out += std::to_string(value.load(std::memory_order_relaxed));
+  out += '\n';
+}
+
+template <class Array, class NameOf>
+void labelled(std::string& out, const char* name, const char* help, const char* label,
+              const Array& values, NameOf name_of) {
+  out += "# HELP "; out += name; out += ' '; out += help; out += '\n';
+  out += "# TYPE "; out += name; out += " counter\n";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    out += name; out += '{'; out += label; out += "=\"";
+    out += name_of(i);
+    out += "\"} ";
+    out += std::to_string(values[i].load(std::memory_order_relaxed));
+    out += '\n';
+  }
+}
+
+}  // namespace
+
+void Histogram::observe(double seconds) {
+  std::size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  double s = sum_.load(std::memory_order_relaxed);
+  while (!sum_.compare_exchange_weak(s, s + seconds, std::memory_order_relaxed)) {
+  }
+}
+
+void Histogram::render(std::string& out, const char* name, const char* help) const {
+  out += "# HELP "; out += name; out += ' '; out += help; out += '\n';
+  out += "# TYPE "; out += name; out += " histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= kBounds.size(); ++i) {
+    cumulative += buckets_[i].load(std::memory_order_relaxed);
+    out += name; out += "_bucket{le=\"";
+    if (i < kBounds.size()) append_number(out, kBounds[i]); else out += "+Inf";
+    out += "\"} "; out += std::to_string(cumulative); out += '\n';
+  }
+  out += name; out += "_sum "; append_number(out, sum_.load(std::memory_order_relaxed)); out += '\n';
+  out += name; out += "_count "; out += std::to_string(count_.load(std::memory_order_relaxed));
+  out += '\n';
+}
+
+std::string Metrics::render() const {
+  std::string out;
+  out.reserve(8192);
+  auto type_name = [](std::size_t i) {
+    return std::string(protocol::to_string(static_cast<protocol::Type>(i)));
+  };
+  auto code_name = [](std::size_t i) {
+    return std::string(protocol::to_string(static_cast<protocol::ErrorCode>(i)));
+  };
+  simple(out, "kasagi_connections", "gauge", "Open WebSocket connections.", connections);
+  simple(out, "kasagi_connections_total", "counter", "WebSocket connections accepted.",
+         connections_total);
+  simple(out, "kasagi_rooms", "gauge", "Rooms alive on this server.", rooms);
+  simple(out, "kasagi_members", "gauge", "Players attached to a live connection.", members);
+  labelled(out, "kasagi_messages_in_total", "Messages received, by type.", "type", messages_in,
+           type_name);
+  labelled(out, "kasagi_bytes_in_total", "Bytes received, by message type.", "type", bytes_in,
+           type_name);
+  labelled(out, "kasagi_messages_out_total", "Messages queued to clients, by type.", "type",
+           messages_out, type_name);
+  labelled(out, "kasagi_bytes_out_total", "Bytes queued to clients, by message type.", "type",
+           bytes_out, type_name);
+  simple(out, "kasagi_deltas_total", "counter", "Deltas produced by rooms.", deltas);
+  labelled(out, "kasagi_errors_total", "ERROR messages sent, by code.", "code", errors, code_name);
+  simple(out, "kasagi_send_queue_drops_total", "counter",
+         "Frames dropped from full per-connection send queues.", send_queue_drops);
+  simple(out, "kasagi_slow_consumer_resyncs_total", "counter",
+         "Send queues replaced by a FULL_STATE resync.", slow_consumer_resyncs);
+  simple(out, "kasagi_slow_consumer_disconnects_total", "counter",
+         "Connections closed for staying behind.", slow_consumer_disconnects);
+  simple(out, "kasagi_rate_limit_disconnects_total", "counter",
+         "Connections closed for exceeding the message rate for too long.",
+         rate_limit_disconnects);
+  tick_duration.render(out, "kasagi_tick_duration_seconds",
+                       "Time to coalesce, encode and fan out one room delta.");
+  return out;
+}
+
+}  // namespace kasagi::metrics

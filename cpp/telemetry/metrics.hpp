@@ -1,0 +1,63 @@
+// Server-wide counters, gauges and the tick-duration histogram, rendered in Prometheus text
+// format for GET /metrics. Plain relaxed atomics: every thread increments them without
+// locks; a scrape reads a slightly torn but monotonic picture, which Prometheus tolerates.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include "protocol/message.hpp"
+
+namespace kasagi::metrics {
+
+using Counter = std::atomic<std::uint64_t>;
+using Gauge = std::atomic<std::int64_t>;
+
+// Latency-style histogram with fixed upper bounds (seconds).
+class Histogram {
+ public:
+  static constexpr std::array<double, 12> kBounds = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5};
+  void observe(double seconds);
+  void render(std::string& out, const char* name, const char* help) const;
+
+ private:
+  std::array<Counter, kBounds.size() + 1> buckets_{};  // last one is +Inf
+  Counter count_{0};
+  std::atomic<double> sum_{0.0};
+};
+
+struct Metrics {
+  Gauge connections{0};
+  Counter connections_total{0};
+  Gauge rooms{0};
+  Gauge members{0};  // players attached to a live connection, summed over rooms
+  std::array<Counter, protocol::kTypeCount> messages_in{};
+  std::array<Counter, protocol::kTypeCount> bytes_in{};
+  std::array<Counter, protocol::kTypeCount> messages_out{};
+  std::array<Counter, protocol::kTypeCount> bytes_out{};
+  Counter deltas{0};  // deltas produced by rooms (each encoded once per format in use)
+  std::array<Counter, protocol::kErrorCodeCount> errors{};
+  Counter send_queue_drops{0};       // frames dropped from full send queues
+  Counter slow_consumer_resyncs{0};  // queues replaced by a FULL_STATE
+  Counter slow_consumer_disconnects{0};
+  Counter rate_limit_disconnects{0};
+  Histogram tick_duration;  // time a room spends coalescing, encoding and fanning out a delta
+
+  void count_in(protocol::Type t, std::size_t bytes) {
+    messages_in[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
+    bytes_in[static_cast<int>(t)].fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void count_out(protocol::Type t, std::size_t bytes) {
+    messages_out[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
+    bytes_out[static_cast<int>(t)].fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void count_error(protocol::ErrorCode c) {
+    errors[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // The whole registry in Prometheus text exposition format 0.0.4.
+  std::string render() const;
+};
+
+}  // namespace kasagi::metrics

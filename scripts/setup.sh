@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything Kasagi needs on Debian 12 and builds it into .venv. Idempotent:
+# a second run only rebuilds what changed.
+#   scripts/setup.sh            the server and the client library
+#   scripts/setup.sh --test     also the test dependencies
+#   KASAGI_SANITIZE=1 ...       builds the core with ASan+UBSan (into its own build dir)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(g++ cmake ninja-build pkg-config python3 python3-dev python3-venv
+              libboost1.81-dev libboost-json1.81-dev libhiredis-dev libssl-dev redis-server)
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# msgpack-c's C++ headers: Debian's libmsgpack-cxx-dev depends on the Boost 1.74 dev
+# packages, which conflict with Boost 1.81. We use msgpack-c header-only without Boost
+# (MSGPACK_NO_BOOST), so we take the headers out of the package instead of installing it.
+if [ ! -f /usr/include/msgpack.hpp ] && [ ! -f /usr/local/include/msgpack.hpp ]; then
+  echo "setup: unpacking msgpack-c headers into /usr/local/include"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && apt-get download libmsgpack-cxx-dev >/dev/null 2>&1 || { $SUDO apt-get update -qq && apt-get download libmsgpack-cxx-dev >/dev/null; })
+  dpkg-deb -x "$tmp"/libmsgpack-cxx-dev_*.deb "$tmp/x"
+  $SUDO cp -r "$tmp/x/usr/include/." /usr/local/include/
+  rm -rf "$tmp"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+PY=.venv/bin/python
+$PY -m pip install -q --upgrade pip >/dev/null
+$PY -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" ninja >/dev/null
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+build_args=(--no-build-isolation -q)
+if [ "${KASAGI_SANITIZE:-0}" = "1" ]; then
+  build_args+=(-C cmake.define.KASAGI_SANITIZE=ON -C "build-dir=build/sanitize")
+fi
+echo "setup: building kasagi"
+$PY -m pip install "${build_args[@]}" ".${extras}"
