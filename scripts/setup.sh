@@ -47,4 +47,4 @@ if [ "${KASAGI_SANITIZE:-0}" = "1" ]; then
   build_args+=(-C cmake.define.KASAGI_SANITIZE=ON -C "build-dir=build/sanitize")
 fi
 echo "setup: building kasagi"
-$PY -m pip install "${build_args[@]}" ".${extras}"
+$PY -m pip install "${build_args[@]}" -e ".${extras}"
