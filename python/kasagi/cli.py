@@ -1,0 +1,235 @@
+"""The ``kasagi`` command (also ``python -m kasagi``): the production entrypoint.
+
+``kasagi serve`` runs a server until SIGTERM or SIGINT, then drains it: every client is
+closed with 1001 "going away", the server waits up to ``drain_timeout`` seconds for them to
+go, and the process exits 0. A second SIGINT (Ctrl-C) ends the process at once.
+
+Settings come from, in increasing precedence: the defaults of :class:`kasagi.Config` (with
+``host`` 0.0.0.0 here), a TOML file (``--config``), and the command line, which has one
+option per setting (``max_members_per_room`` is ``--max-members-per-room``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from kasagi.config import Config, ConfigError
+
+__all__ = ["CLI_DEFAULTS", "build_parser", "config_from_args", "main"]
+
+#: Where ``kasagi serve`` differs from the library defaults: it is the production entrypoint,
+#: so it listens on every interface (the library listens on loopback only).
+CLI_DEFAULTS: dict[str, Any] = {"host": "0.0.0.0"}
+
+log = logging.getLogger("kasagi")
+
+
+# ----------------------------------------------------------------------------------------
+# Arguments
+
+
+def _version() -> str:
+    from kasagi import __version__
+
+    return __version__
+
+
+def _option_type(kind: str, name: str) -> Any:
+    """Returns the argparse ``type`` converter for a Config field of ``kind``."""
+
+    def convert(text: str) -> Any:
+        try:
+            return {"int": int, "float": float}.get(kind, str)(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{'an integer' if kind == 'int' else 'a number'} expected, got {text!r}"
+            ) from None
+
+    convert.__name__ = name  # argparse names the converter in its messages
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the parser of the ``kasagi`` command, with one ``serve`` option per setting."""
+    from kasagi.config import _KINDS  # the field kinds, shared with validation
+
+    parser = argparse.ArgumentParser(
+        prog="kasagi",
+        description="Kasagi: real-time state synchronization server.",
+    )
+    parser.add_argument("--version", action="version", version=f"kasagi {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run a server until SIGTERM/SIGINT, then drain it",
+        description="Run a Kasagi server until SIGTERM or SIGINT, then drain it gracefully. "
+        "Precedence of settings: defaults < --config file < options.",
+        argument_default=argparse.SUPPRESS,  # only what was given overrides the TOML file
+    )
+    serve.add_argument(
+        "-c", "--config", metavar="FILE.toml", help="read settings from this TOML file"
+    )
+    serve.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective settings as TOML and exit",
+    )
+    defaults = Config(**CLI_DEFAULTS)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(Config):
+        section = f.metadata["section"]
+        group = groups.get(section) or serve.add_argument_group(section.lower())
+        groups[section] = group
+        option = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        kind = _KINDS[f.name]
+        help_text = f"{f.metadata['doc']} (default: {_show(default)})".replace("%", "%%")
+        if kind == "paths":
+            group.add_argument(option, dest=f.name, nargs="*", metavar="PATTERN", help=help_text)
+        elif f.metadata["choices"]:
+            group.add_argument(option, dest=f.name, choices=f.metadata["choices"], help=help_text)
+        else:
+            group.add_argument(
+                option,
+                dest=f.name,
+                type=_option_type(kind, f.name),
+                metavar={"int": "N", "float": "X", "str": "TEXT"}[kind],
+                help=help_text,
+            )
+    serve.set_defaults(func=lambda args: _serve(args, serve))
+    return parser
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(value) or "none"
+    return str(value)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Returns the Config of parsed ``serve`` arguments: CLI defaults, then the TOML file,
+    then the options given.
+
+    Raises:
+        ConfigError: the file or an option is invalid.
+    """
+    config = Config(**CLI_DEFAULTS)
+    path = getattr(args, "config", None)
+    if path is not None:
+        config = Config.from_toml(path, base=config)
+    given = {name: getattr(args, name) for name in Config.field_names() if hasattr(args, name)}
+    try:
+        return config.replace(**given)
+    except ConfigError as err:
+        text = str(err)
+        if err.key and text.startswith(f"{err.key}: "):  # name the option, not the field
+            text = f"argument --{err.key.replace('_', '-')}: {text[len(err.key) + 2 :]}"
+        raise ConfigError(text, key=err.key) from None
+
+
+# ----------------------------------------------------------------------------------------
+# serve
+
+
+class _UTCFormatter(logging.Formatter):
+    """Formats lines like the C++ core does: ``2026-11-23T10:00:00.123Z INFO message``."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_UTCFormatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("kasagi")
+    root.handlers[:] = [handler]
+    root.propagate = False
+    root.setLevel(logging.CRITICAL + 1 if level == "off" else level.upper())
+
+
+def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        config = config_from_args(args)
+    except ConfigError as err:
+        parser.error(str(err))  # exits 2
+    if getattr(args, "print_config", False):
+        sys.stdout.write(config.to_toml())
+        return 0
+    _setup_logging(config.log_level)
+    from kasagi.server import Server
+
+    server = Server(config)
+    try:
+        server.start()
+    except (RuntimeError, ValueError, OSError) as err:
+        log.error("kasagi cannot start on %s:%s: %s", config.host, config.port, err)
+        return 1
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    log.info(
+        "kasagi listening on ws://%s:%d/sync (version %s, threads=%s, tick_rate=%g Hz)",
+        host,
+        server.port,
+        _version(),
+        config.threads or "auto",
+        config.tick_rate,
+    )
+    return _run_until_signal(server, config)
+
+
+def _run_until_signal(server: Any, config: Config) -> int:
+    """Blocks until SIGTERM/SIGINT (or until the server stops by itself), then drains."""
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        stop.set()
+        # A second Ctrl-C ends the process at once instead of waiting for the drain; a
+        # repeated SIGTERM changes nothing (supervisors escalate to SIGKILL themselves).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        # A timed wait lets the interpreter run the signal handler promptly.
+        while not stop.wait(0.5):
+            if not server.running:
+                log.error("kasagi stopped unexpectedly")
+                return 1
+        name = signal.Signals(received[0]).name
+        log.info("kasagi received %s: draining connections (up to %gs)", name, config.drain_timeout)
+        server.drain(config.drain_timeout)
+        log.info("kasagi stopped")
+        return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# ----------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``kasagi`` command with ``argv`` (default: ``sys.argv[1:]``); returns the
+    exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

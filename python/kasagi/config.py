@@ -1,0 +1,670 @@
+"""Every setting of a Kasagi server, with its default and the reason for it, in one place.
+
+:class:`Config` is the single documented source of the server's settings: ``kasagi.Server``
+takes its fields as keywords, ``kasagi serve`` generates one command-line option per field and
+reads them from a TOML file, and docs/configuration.md is rendered from it by
+:func:`docs_markdown`. The C++ core (``kasagi._core.ServerConfig``) carries the same defaults;
+``tests/unit/test_config.py`` checks that the two agree field by field.
+
+Example::
+
+    from kasagi import Config
+
+    config = Config.from_toml("kasagi.toml").replace(port=9000)
+    config.to_core()  # the kasagi._core.ServerConfig handed to the native server
+
+Errors: every problem with a setting (unknown name, wrong type, out of range, unreadable file)
+raises :class:`ConfigError`, a :class:`ValueError` whose message names the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import tomllib
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+__all__ = [
+    "LOG_LEVELS",
+    "Config",
+    "ConfigError",
+    "Settings",
+    "docs_markdown",
+]
+
+#: The accepted values of :attr:`Config.log_level`, most verbose first.
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "off")
+
+_UINT16_MAX = 2**16 - 1
+_UINT32_MAX = 2**32 - 1
+
+
+class ConfigError(ValueError):
+    """A setting is unknown, has the wrong type or is out of range.
+
+    Attributes:
+        key: the name of the offending setting, or None when the problem is not about one
+            setting (an unreadable file, for instance).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _setting(
+    default: Any,
+    *,
+    section: str,
+    doc: str,
+    why: str,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """Declares one field of Config: its default, what it means and why that default.
+
+    Args:
+        default: the default value (tuples are immutable, so they need no factory).
+        section: the heading it is listed under in the documentation.
+        doc: what the setting does (one or two sentences).
+        why: the reason for the default.
+        minimum: the smallest allowed value (inclusive).
+        above: a bound the value must exceed (exclusive).
+        maximum: the largest allowed value (inclusive).
+        choices: the allowed values of a string setting.
+    """
+    metadata = {
+        "section": section,
+        "doc": doc,
+        "why": why,
+        "minimum": minimum,
+        "above": above,
+        "maximum": maximum,
+        "choices": choices,
+    }
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The settings of one Kasagi server. Immutable: derive variants with :meth:`replace`.
+
+    Every field is keyword-only and validated on construction (:class:`ConfigError`). Float
+    fields accept ints; ``writable_paths`` accepts any sequence of strings and is stored as a
+    tuple. See each field's ``doc`` and ``why`` metadata (or docs/configuration.md) for its
+    meaning and the reason for its default.
+    """
+
+    # ------------------------------------------------------------------------------------
+    # Network
+
+    host: str = _setting(
+        "127.0.0.1",
+        section="Network",
+        doc="Address to listen on (IPv4 or IPv6 literal, or a host name).",
+        why="Loopback keeps an embedded or test server unreachable from the network until "
+        "asked; `kasagi serve`, the production entrypoint, defaults to 0.0.0.0 instead.",
+    )
+    port: int = _setting(
+        8080,
+        section="Network",
+        doc="TCP port for WebSocket (`/sync`) and HTTP (`/healthz`, `/metrics`); 0 picks a "
+        "free port (the server reports which).",
+        why="A conventional unprivileged HTTP port. `kasagi.Server` uses 0 unless told "
+        "otherwise, so that tests and embedded servers never collide.",
+        minimum=0,
+        maximum=_UINT16_MAX,
+    )
+    threads: int = _setting(
+        0,
+        section="Network",
+        doc="Number of I/O threads; rooms are spread across them. 0 means one per CPU core.",
+        why="One thread per core uses the machine fully without oversubscribing it; nothing "
+        "blocks a thread, so more threads would only add context switches.",
+        minimum=0,
+        maximum=4096,
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Rooms
+
+    tick_rate: float = _setting(
+        20.0,
+        section="Rooms",
+        doc="Deltas per second per room (Hz): changes within one tick are coalesced into one "
+        "DELTA_UPDATE. 0 sends every change at once.",
+        why="50 ms batches are the common rate of networked games: latency stays well under "
+        "what people perceive while the messages per member stay bounded however often the "
+        "state changes.",
+        minimum=0,
+        maximum=10000,
+    )
+    room_empty_ttl: float = _setting(
+        30.0,
+        section="Rooms",
+        doc="Seconds a room without players (attached or in their grace period) is kept "
+        "before it is discarded.",
+        why="A room that empties for a moment (everyone reloading) keeps its state and epoch; "
+        "abandoned rooms still go away quickly enough not to pile up.",
+        minimum=0,
+    )
+    max_rooms: int = _setting(
+        10000,
+        section="Rooms",
+        doc="Rooms one server holds at once; a JOIN_ROOM that would create one more is "
+        "answered with ERROR UNAVAILABLE.",
+        why="Each room costs a document and a delta history; the cap protects memory from "
+        "clients spraying room ids while staying far above what one process serves well.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    max_members_per_room: int = _setting(
+        100,
+        section="Rooms",
+        doc="Players per room, counting those in their grace period; beyond it JOIN_ROOM is "
+        "answered with ERROR ROOM_FULL.",
+        why="Fan-out cost grows with the square of the members (every change goes to every "
+        "member); 100 covers game matches and shared documents with room to spare.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    delta_history: int = _setting(
+        256,
+        section="Rooms",
+        doc="DELTA_UPDATEs kept per room so that a resuming client (JOIN_ROOM with "
+        "`lastVersion`) gets the deltas it missed instead of a FULL_STATE. 0 disables it.",
+        why="At 20 Hz this covers about 13 s of changes, more than a typical network blip, "
+        "while bounding the memory of every room.",
+        minimum=0,
+        maximum=_UINT32_MAX,
+    )
+    conflict_window: int = _setting(
+        4096,
+        section="Rooms",
+        doc="Versions of write history kept for optimistic checks: a STATE_UPDATE whose "
+        "`version` is older than this window is refused with CONFLICT, since it can no "
+        "longer be decided.",
+        why="Far longer than any client takes to act on what it saw, yet bounded per room.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    writable_paths: tuple[str, ...] = _setting(
+        ("/players/$self",),
+        section="Rooms",
+        doc="JSON Pointer patterns a STATE_UPDATE may write at or below; `*` matches any one "
+        "segment and `$self` the writer's playerId. Anything else is refused with FORBIDDEN.",
+        why="Least privilege: each client writes only its own player entry. Rooms with shared "
+        "objects add patterns such as `/board/*`.",
+    )
+    max_state_depth: int = _setting(
+        32,
+        section="Rooms",
+        doc="Deepest nesting of maps and arrays a document (and so a patch) may have; deeper "
+        "updates are refused with BAD_MESSAGE.",
+        why="Bounds recursion in decoding, merging and encoding (stack and CPU) far above the "
+        "few levels real documents use.",
+        minimum=1,
+        maximum=1024,
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Sessions
+
+    session_grace: float = _setting(
+        60.0,
+        section="Sessions",
+        doc="Seconds a disconnected player's entry is kept so that JOIN_ROOM with its "
+        "`sessionToken` resumes it; afterwards it is removed (PLAYER_LEFT, reason `timeout`). "
+        "0 removes it at once.",
+        why="Covers a phone switching networks or a browser reload, without keeping ghosts "
+        "in the room for long.",
+        minimum=0,
+    )
+    idle_timeout: float = _setting(
+        30.0,
+        section="Sessions",
+        doc="Seconds of silence after which a connection is closed and its players enter "
+        "their grace period. The server pings idle connections before that.",
+        why="Detects dead peers (half-open TCP) within half a minute; a live client answers "
+        "the pings and never reaches it.",
+        above=0,
+    )
+    handshake_timeout: float = _setting(
+        10.0,
+        section="Sessions",
+        doc="Seconds a new connection has to complete its HTTP request or WebSocket handshake.",
+        why="Stops slow-loris connections from holding sockets, while leaving slow mobile "
+        "networks ample time.",
+        above=0,
+    )
+    max_rooms_per_connection: int = _setting(
+        16,
+        section="Sessions",
+        doc="Rooms one connection may be in at once; a further JOIN_ROOM is refused with "
+        "ERROR FORBIDDEN.",
+        why="A client seldom needs more than a few rooms; the cap bounds the work one "
+        "connection can create.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Limits on input
+
+    max_message_bytes: int = _setting(
+        64 * 1024,
+        section="Limits on input",
+        doc="Largest message accepted, in bytes; a larger one is answered with ERROR "
+        "TOO_LARGE and dropped, and the connection stays open.",
+        why="Updates are small deltas: 64 KiB is generous for them, while a bigger message "
+        "is almost certainly a bug or abuse.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    max_frame_bytes: int = _setting(
+        1024 * 1024,
+        section="Limits on input",
+        doc="Hard limit on one WebSocket frame, in bytes: a larger frame closes the "
+        "connection with code 1009. At least max_message_bytes.",
+        why="Above it the frame is not even buffered, so closing is the only safe answer; "
+        "1 MiB leaves room for the TOO_LARGE path to answer politely below it.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    rate_limit: float = _setting(
+        100.0,
+        section="Limits on input",
+        doc="Sustained messages per second per connection (token bucket); beyond it messages "
+        "are refused with ERROR RATE_LIMITED.",
+        why="Well above a 60 Hz input loop, well below what would let one client flood a room.",
+        above=0,
+    )
+    rate_burst: float = _setting(
+        200.0,
+        section="Limits on input",
+        doc="Token bucket size: messages a connection may send at once above the rate.",
+        why="Absorbs legitimate bursts such as joining several rooms or catching up after a "
+        "reconnect.",
+        minimum=1,
+    )
+    rate_limit_close_after: float = _setting(
+        10.0,
+        section="Limits on input",
+        doc="Seconds of continuous rate limiting after which the connection is closed with "
+        "code 1008.",
+        why="A client limited for ten seconds straight is misbehaving, not bursting.",
+        above=0,
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Output
+
+    send_queue_max_bytes: int = _setting(
+        4 * 1024 * 1024,
+        section="Output",
+        doc="Bytes queued for one connection before it counts as a slow consumer: its queue "
+        "is replaced by one FULL_STATE (the second time within slow_consumer_window, it is "
+        "disconnected).",
+        why="Holds several full states of a large room; a client further behind is served "
+        "better by a resync than by a backlog, and memory per connection stays bounded.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    send_queue_max_messages: int = _setting(
+        4096,
+        section="Output",
+        doc="Messages queued for one connection before it counts as a slow consumer (see "
+        "send_queue_max_bytes).",
+        why="At 20 Hz in 16 rooms this is about 13 s of backlog: any client that far behind "
+        "needs a resync.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    slow_consumer_window: float = _setting(
+        10.0,
+        section="Output",
+        doc="Seconds within which a second send-queue overflow disconnects the connection; "
+        "the first overflow resyncs it.",
+        why="One overflow can be a hiccup and is repaired by a FULL_STATE; two in ten seconds "
+        "mean the client cannot keep up and would only slow itself further.",
+        minimum=0,
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Lifecycle
+
+    drain_timeout: float = _setting(
+        5.0,
+        section="Lifecycle",
+        doc="Seconds a graceful shutdown (SIGTERM, Server.drain) waits for clients to close "
+        'after telling them 1001 "going away".',
+        why="Clients close within milliseconds; 5 s fits well inside orchestrators' "
+        "termination grace periods (30 s in Kubernetes).",
+        minimum=0,
+    )
+    log_level: str = _setting(
+        "info",
+        section="Lifecycle",
+        doc="Least severe level written to stderr: debug, info, warning, error or off.",
+        why="Start, stop and errors without per-message noise; the hot path never logs.",
+        choices=LOG_LEVELS,
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Construction and validation
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = _coerce(f.name, _KINDS[f.name], getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+            _check_range(f, value)
+        if self.max_frame_bytes < self.max_message_bytes:
+            raise ConfigError(
+                f"max_frame_bytes ({self.max_frame_bytes}) must be at least max_message_bytes "
+                f"({self.max_message_bytes})",
+                key="max_frame_bytes",
+            )
+        if not self.host:
+            raise ConfigError("host: must not be empty", key="host")
+        for pattern in self.writable_paths:
+            if pattern and not pattern.startswith("/"):
+                raise ConfigError(
+                    f"writable_paths: {pattern!r} is not a JSON Pointer (it must be empty or "
+                    "start with '/')",
+                    key="writable_paths",
+                )
+
+    def replace(self, **changes: Any) -> Config:
+        """Returns a copy with ``changes`` applied, validated like a new Config.
+
+        Raises:
+            ConfigError: a name is not a setting, or a value is invalid.
+        """
+        _check_names(changes, source=None)
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, Any], *, base: Config | None = None, source: str | None = None
+    ) -> Config:
+        """Returns ``base`` (default: the defaults) with ``values`` applied.
+
+        Args:
+            values: setting name to value, as read from TOML or JSON.
+            base: the configuration the values override.
+            source: where the values come from (a file name), used in error messages.
+
+        Raises:
+            ConfigError: a name is not a setting, or a value is invalid; the message names the
+                setting and the source.
+        """
+        base = base if base is not None else cls()
+        try:
+            return base.replace(**dict(values))
+        except ConfigError as err:
+            if source is None:
+                raise
+            raise ConfigError(f"{source}: {err}", key=err.key) from None
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str], *, base: Config | None = None) -> Config:
+        """Reads settings from a TOML file of top-level ``name = value`` lines.
+
+        Settings missing from the file keep their value in ``base`` (default: the defaults).
+        Example file::
+
+            port = 9000
+            tick_rate = 30
+            writable_paths = ["/players/$self", "/board/*"]
+
+        Raises:
+            ConfigError: the file cannot be read or parsed, holds an unknown name (tables
+                included), or a value is invalid.
+        """
+        name = os.fspath(path)
+        try:
+            with open(name, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as err:
+            raise ConfigError(f"{name}: cannot read: {err.strerror or err}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"{name}: invalid TOML: {err}") from None
+        return cls.from_mapping(data, base=base, source=name)
+
+    # ------------------------------------------------------------------------------------
+    # Conversion
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the settings as a plain dict (lists for sequences), e.g. for JSON."""
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+            for f in dataclasses.fields(self)
+        }
+
+    def to_toml(self) -> str:
+        """Returns the settings as a TOML document that :meth:`from_toml` reads back."""
+        lines = []
+        for name, value in self.to_dict().items():
+            # JSON strings, numbers and string arrays are valid TOML values; floats keep their
+            # decimal point, so they read back as floats.
+            lines.append(f"{name} = {json.dumps(value, ensure_ascii=False)}")
+        return "\n".join(lines) + "\n"
+
+    def to_core(self) -> Any:
+        """Returns the equivalent ``kasagi._core.ServerConfig`` for the native server."""
+        from kasagi import _core
+
+        core = _core.ServerConfig()
+        for name, value in self.to_dict().items():
+            setattr(core, name, value)
+        return core
+
+    @classmethod
+    def from_core(cls, core: Any) -> Config:
+        """Returns the Config equal to a ``kasagi._core.ServerConfig``."""
+        return cls(**{f.name: getattr(core, f.name) for f in dataclasses.fields(cls)})
+
+    @staticmethod
+    def field_names() -> tuple[str, ...]:
+        """Returns the names of all settings, in documentation order."""
+        return tuple(f.name for f in dataclasses.fields(Config))
+
+
+class Settings(TypedDict, total=False):
+    """The keyword arguments ``kasagi.Server`` accepts: any subset of the Config fields."""
+
+    host: str
+    port: int
+    threads: int
+    tick_rate: float
+    room_empty_ttl: float
+    max_rooms: int
+    max_members_per_room: int
+    delta_history: int
+    conflict_window: int
+    writable_paths: Iterable[str]
+    max_state_depth: int
+    session_grace: float
+    idle_timeout: float
+    handshake_timeout: float
+    max_rooms_per_connection: int
+    max_message_bytes: int
+    max_frame_bytes: int
+    rate_limit: float
+    rate_burst: float
+    rate_limit_close_after: float
+    send_queue_max_bytes: int
+    send_queue_max_messages: int
+    slow_consumer_window: float
+    drain_timeout: float
+    log_level: str
+
+
+# ----------------------------------------------------------------------------------------
+# Validation helpers
+
+# The Python type of each field ("int", "float", "str" or "paths"), from the annotations.
+_KINDS: dict[str, str] = {}
+for _name, _hint in typing.get_type_hints(Config).items():
+    _KINDS[_name] = {int: "int", float: "float", str: "str"}.get(_hint, "paths")
+del _name, _hint
+
+
+def _kind_label(kind: str) -> str:
+    return {
+        "int": "an integer",
+        "float": "a number",
+        "str": "a string",
+        "paths": "a list of strings",
+    }[kind]
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    """Returns ``value`` in the field's canonical type, or raises ConfigError."""
+    bad = False
+    if kind == "int":
+        bad = not isinstance(value, int) or isinstance(value, bool)
+    elif kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+            bad = not math.isfinite(value)
+        else:
+            bad = True
+    elif kind == "str":
+        bad = not isinstance(value, str)
+    else:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            value = tuple(value)
+        else:
+            bad = True
+    if bad:
+        raise ConfigError(
+            f"{name}: must be {_kind_label(kind)}"
+            + (" (finite)" if kind == "float" else "")
+            + f", got {value!r} ({type(value).__name__})",
+            key=name,
+        )
+    return value
+
+
+def _check_range(f: dataclasses.Field[Any], value: Any) -> None:
+    meta = f.metadata
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ConfigError(
+            f"{f.name}: must be one of {', '.join(meta['choices'])}; got {value!r}", key=f.name
+        )
+    lo, gt, hi = meta["minimum"], meta["above"], meta["maximum"]
+    if (
+        (lo is not None and value < lo)
+        or (gt is not None and value <= gt)
+        or (hi is not None and value > hi)
+    ):
+        raise ConfigError(f"{f.name}: must be {_range_text(f)}; got {value!r}", key=f.name)
+
+
+def _range_text(f: dataclasses.Field[Any]) -> str:
+    """Returns the allowed values of a numeric field in words, e.g. '0 to 65535'."""
+    lo, gt, hi = f.metadata["minimum"], f.metadata["above"], f.metadata["maximum"]
+    if lo is not None and hi is not None:
+        return f"between {_num(lo)} and {_num(hi)}"
+    if gt is not None and hi is not None:
+        return f"above {_num(gt)} and at most {_num(hi)}"
+    if lo is not None:
+        return f">= {_num(lo)}"
+    if gt is not None:
+        return f"> {_num(gt)}"
+    if hi is not None:
+        return f"<= {_num(hi)}"
+    return "any value"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _check_names(values: Mapping[str, Any], source: str | None) -> None:
+    known = Config.field_names()
+    for key in values:
+        if key in _KINDS:
+            continue
+        hint = difflib.get_close_matches(str(key).replace("-", "_"), known, n=1)
+        where = f"{source}: " if source else ""
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ConfigError(
+            f"{where}unknown setting '{key}'{suggestion}; the settings are listed in "
+            "docs/configuration.md",
+            key=str(key),
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Documentation
+
+
+def docs_markdown() -> str:
+    """Returns the settings reference (docs/configuration.md) as Markdown.
+
+    One table per section, with each setting's name, TOML type, default, command-line
+    option, allowed values, meaning and the reason for its default.
+    """
+    defaults = Config()
+    out = [
+        "# Configuration",
+        "",
+        "<!-- Generated by kasagi.config.docs_markdown(); edit python/kasagi/config.py. -->",
+        "",
+        "Every setting of a Kasagi server is a field of `kasagi.Config`. The same names work",
+        "as keyword arguments of `kasagi.Server(...)`, as keys of a TOML file",
+        "(`kasagi serve --config kasagi.toml`), and as `kasagi serve` options (`tick_rate` is",
+        "`--tick-rate`). Precedence: defaults < TOML file < command line.",
+        "",
+        "```toml",
+        "# kasagi.toml",
+        "port = 9000",
+        "tick_rate = 30",
+        'writable_paths = ["/players/$self", "/board/*"]',
+        "```",
+        "",
+        "`kasagi serve` listens on `0.0.0.0` unless told otherwise, and `kasagi.Server` on a",
+        "free port (`port = 0`); all other defaults are the same everywhere.",
+    ]
+    section = None
+    for f in dataclasses.fields(Config):
+        meta = f.metadata
+        if meta["section"] != section:
+            section = meta["section"]
+            out += [
+                "",
+                f"## {section}",
+                "",
+                "| Setting | Type | Default | Allowed | Meaning | Why this default |",
+                "|---|---|---|---|---|---|",
+            ]
+        kind = _KINDS[f.name]
+        toml_type = {"int": "integer", "float": "float", "str": "string"}.get(
+            kind, "array of strings"
+        )
+        allowed = (
+            ", ".join(f"`{c}`" for c in meta["choices"])
+            if meta["choices"]
+            else (_range_text(f) if kind in ("int", "float") else "")
+        )
+        default = json.dumps(defaults.to_dict()[f.name], ensure_ascii=False)
+        cells = [
+            f"`{f.name}`<br>`--{f.name.replace('_', '-')}`",
+            toml_type,
+            f"`{default}`",
+            allowed,
+            meta["doc"],
+            meta["why"],
+        ]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,158 @@
+"""``kasagi.Server``: configure, start and stop a Kasagi server inside this process.
+
+The server runs on its own C++ I/O threads; every call here releases the GIL while the core
+works, so Python threads (and asyncio clients in the same process) keep running.
+
+Example::
+
+    import kasagi
+
+    with kasagi.Server(tick_rate=30) as server:   # a free port on 127.0.0.1
+        print(server.url)                         # ws://127.0.0.1:41234/sync
+        ...
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from types import TracebackType
+from typing import Any, Unpack
+
+from kasagi import _core
+from kasagi.config import Config, Settings
+
+__all__ = ["Server"]
+
+
+class Server:
+    """A Kasagi server in this process: a thin, documented wrapper of ``_core.Server``.
+
+    Args:
+        config: the settings to start from. Default: :class:`Config` defaults, except
+            ``port=0`` (a free port), because an embedded server should never collide with
+            another one.
+        **settings: any :class:`Config` field, overriding ``config``
+            (``Server(tick_rate=0, max_members_per_room=4)``).
+
+    Raises:
+        ConfigError: a setting is unknown or invalid.
+    """
+
+    def __init__(self, config: Config | None = None, **settings: Unpack[Settings]) -> None:
+        base = config if config is not None else Config(port=0)
+        self._config = base.replace(**settings)
+        self._core: Any = None
+
+    # ------------------------------------------------------------------------------------
+    # Lifecycle
+
+    def start(self) -> Server:
+        """Binds the port and starts the I/O threads; returns at once (with ``self``).
+
+        Raises:
+            RuntimeError: the server is already running, or the address cannot be bound.
+        """
+        if self.running:
+            raise RuntimeError("the server is already running")
+        core = _core.Server(self._config.to_core())
+        core.start()
+        self._core = core
+        return self
+
+    def stop(self) -> None:
+        """Stops at once: connections are closed with 1001 without waiting. Idempotent."""
+        if self._core is not None:
+            self._core.stop()
+
+    def drain(self, timeout: float | None = None) -> None:
+        """Graceful stop: closes every client with 1001 "going away", waits for them to go
+        (at most ``timeout`` seconds, default ``config.drain_timeout``), then stops.
+        Does nothing if the server is not running."""
+        if self._core is not None:
+            self._core.drain(self._config.drain_timeout if timeout is None else float(timeout))
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------------------------
+    # Addresses
+
+    @property
+    def config(self) -> Config:
+        """The settings this server was created with (``port`` as configured, maybe 0)."""
+        return self._config
+
+    @property
+    def running(self) -> bool:
+        """True between a successful :meth:`start` and :meth:`stop` / :meth:`drain`."""
+        return self._core is not None and bool(self._core.running)
+
+    @property
+    def host(self) -> str:
+        """The configured listening address."""
+        return self._config.host
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (the real one when configured as 0), else the
+        configured one."""
+        return int(self._core.port) if self._core is not None else self._config.port
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL clients connect to, e.g. ``ws://127.0.0.1:8080/sync``.
+
+        A wildcard listening address (0.0.0.0, ::) is replaced by the matching loopback
+        address, so the URL is always one this machine can connect to.
+        """
+        return f"ws://{self._connect_host()}:{self.port}/sync"
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the HTTP endpoints, e.g. ``http://127.0.0.1:8080`` (add
+        ``/healthz`` or ``/metrics``)."""
+        return f"http://{self._connect_host()}:{self.port}"
+
+    def _connect_host(self) -> str:
+        host = self._config.host
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return host  # a host name
+        if ip.is_unspecified:
+            ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
+        return f"[{ip}]" if ip.version == 6 else str(ip)
+
+    # ------------------------------------------------------------------------------------
+    # Introspection
+
+    def metrics(self) -> str:
+        """Returns the Prometheus text exposition (the same as ``GET /metrics``)."""
+        return str(self._started().metrics())
+
+    def stats(self) -> dict[str, int]:
+        """Returns ``{"connections", "rooms", "members"}``: the current counts."""
+        return dict(self._started().stats())
+
+    def room_state(self, room_id: str) -> dict[str, Any] | None:
+        """Returns the authoritative ``{"state", "version", "tick", "epoch"}`` of a room, or
+        None if the server holds no room with that id."""
+        result = self._started().room_state(room_id)
+        return None if result is None else dict(result)
+
+    def _started(self) -> Any:
+        if self._core is None:
+            raise RuntimeError("the server has not been started; call start() first")
+        return self._core
+
+    def __repr__(self) -> str:
+        state = f"running on port {self.port}" if self.running else "stopped"
+        return f"<kasagi.Server {self._config.host} {state}>"
