@@ -15,6 +15,11 @@ using protocol::Message;
 using protocol::Type;
 
 namespace {
+
+// A peer that does not read cannot take our close frame; after this long its socket is
+// simply shut, so a stuck client never holds resources past a close.
+constexpr std::chrono::seconds kCloseTimeout{2};
+
 std::uint64_t now_ms() {
   using namespace std::chrono;
   return static_cast<std::uint64_t>(
@@ -25,6 +30,7 @@ std::uint64_t now_ms() {
 WsSession::WsSession(asio::ip::tcp::socket&& socket, Context& ctx, protocol::Format format,
                      bool offered_subprotocol)
     : ws_(std::move(socket)),
+      close_timer_(ws_.get_executor()),
       ctx_(ctx),
       format_(format),
       offered_subprotocol_(offered_subprotocol),
@@ -315,6 +321,11 @@ void WsSession::close(websocket::close_code code, std::string reason) {
 void WsSession::start_close(websocket::close_code code, std::string reason) {
   if (closing_ || finished_) return;
   closing_ = true;
+  close_timer_.expires_after(kCloseTimeout);
+  close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec || self->finished_) return;
+    beast::get_lowest_layer(self->ws_).socket().close(ec);  // read and write fail: finish()
+  });
   const std::size_t keep = writing_ ? 1 : 0;
   queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(keep), queue_.end());
   queued_bytes_ = keep ? queue_.front().bytes->size() : 0;
@@ -331,6 +342,7 @@ void WsSession::finish() {
   if (finished_) return;
   finished_ = true;
   open_ = false;
+  close_timer_.cancel();
   queue_.clear();
   queued_bytes_ = 0;
   auto self = shared_from_this();

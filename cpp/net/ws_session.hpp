@@ -14,6 +14,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -65,6 +66,7 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   void finish();
 
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::asio::steady_timer close_timer_;  // bounds how long a close handshake may take
   Context& ctx_;
   const protocol::Format format_;
   const bool offered_subprotocol_;

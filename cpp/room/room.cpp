@@ -181,8 +181,8 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
         release(p);
         old->removed_from_room(uid_, id_);
       }
+      flush(now);  // before attaching: the pending delta is not the resumer's next one
       attach(p, m);
-      flush(now);
       const bool same_epoch = !msg.epoch || *msg.epoch == epoch_;
       if (!(last_version && same_epoch && replay_history(p, *last_version))) {
         send_full_state(p, now);

@@ -27,7 +27,7 @@ class Wire:
         self.encoding = encoding
         protocols = [SUBPROTOCOL[encoding]] if offer else None
         # Entered as a context manager (closed in close()), as websockets >= 17.1 wants.
-        self.ws: ClientConnection = connect(url, subprotocols=protocols, max_size=None,
+        self.ws: ClientConnection = connect(url, subprotocols=protocols, max_size=None, max_queue=None,
                                             open_timeout=5).__enter__()
         self.received: list[dict[str, Any]] = []
 

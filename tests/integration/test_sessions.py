@@ -1,0 +1,208 @@
+"""Session lifecycle: resume within grace, expiry after it, idle timeout, slow consumers,
+graceful drain."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from wire import Wire, masked_frame, raw_upgrade
+
+
+def test_resume_within_grace_keeps_the_player(make_server, connect):
+    server = make_server(session_grace=5)
+    a, b = connect(server), connect(server)
+    fa = a.join("g", name="A")
+    pid, token = fa["payload"]["playerId"], fa["payload"]["sessionToken"]
+    b.join("g")
+    a.close()
+    time.sleep(0.2)
+    assert pid in server.room_state("g")["state"]["players"]  # kept for the grace period
+
+    a2 = connect(server)
+    again = a2.join("g", sessionToken=token)
+    assert again["payload"]["playerId"] == pid
+    assert again["payload"]["state"]["players"][pid] == {"name": "A"}
+    # No PLAYER_LEFT / PLAYER_JOINED churn for the others.
+    assert not [m for m in b.quiet(0.5) if m["type"] in ("PLAYER_LEFT", "PLAYER_JOINED")]
+
+
+def test_resume_with_last_version_replays_missed_deltas(make_server, connect):
+    server = make_server(session_grace=5, tick_rate=0)
+    a, b = connect(server), connect(server)
+    fa = a.join("h")
+    token = fa["payload"]["sessionToken"]
+    b.join("h")
+    last = a.expect("DELTA_UPDATE")
+    a.close()
+    for x in range(3):
+        b.send({"type": "STATE_UPDATE", "roomId": "h", "payload": {"x": x}, "requestId": x})
+        b.expect("ACK")
+    a2 = connect(server)
+    a2.send({"type": "JOIN_ROOM", "roomId": "h", "requestId": 99, "epoch": last["epoch"],
+             "payload": {"sessionToken": token, "lastVersion": last["version"]}})
+    replay = []
+    while (m := a2.recv())["type"] != "ACK":
+        assert m["type"] == "DELTA_UPDATE", m
+        replay.append(m)
+    assert m["requestId"] == 99 and m["version"] == server.room_state("h")["version"]
+    assert [d["baseVersion"] for d in replay] == [last["version"] + i for i in range(3)]
+    assert replay[-1]["version"] == m["version"]
+
+
+def test_resume_from_unknown_history_falls_back_to_full_state(make_server, connect):
+    server = make_server(session_grace=5, tick_rate=0, delta_history=2)
+    a, b = connect(server), connect(server)
+    fa = a.join("hh")
+    b.join("hh")
+    a.close()
+    for x in range(5):
+        b.send({"type": "STATE_UPDATE", "roomId": "hh", "payload": {"x": x}})
+    time.sleep(0.2)
+    a2 = connect(server)
+    full = a2.join("hh", sessionToken=fa["payload"]["sessionToken"], lastVersion=fa["version"])
+    assert full["payload"]["playerId"] == fa["payload"]["playerId"]
+    assert full["version"] == server.room_state("hh")["version"]
+
+
+def test_player_expires_after_grace(make_server, connect):
+    server = make_server(session_grace=0.5)
+    a, b = connect(server), connect(server)
+    fa = a.join("x")
+    pid = fa["payload"]["playerId"]
+    b.join("x")
+    a.close()
+    left = b.expect("PLAYER_LEFT", timeout=3)
+    assert left["payload"] == {"playerId": pid, "reason": "timeout"}
+    assert pid not in server.room_state("x")["state"]["players"]
+    # The old token no longer resumes: a new player is created.
+    a2 = connect(server)
+    again = a2.join("x", sessionToken=fa["payload"]["sessionToken"])
+    assert again["payload"]["playerId"] != pid
+
+
+def test_resume_on_a_second_connection_takes_the_player_over(make_server, connect):
+    server = make_server(session_grace=5, tick_rate=0)
+    a = connect(server)
+    fa = a.join("t")
+    a2 = connect(server)
+    again = a2.join("t", sessionToken=fa["payload"]["sessionToken"])
+    assert again["payload"]["playerId"] == fa["payload"]["playerId"]
+    a.send({"type": "STATE_UPDATE", "roomId": "t", "payload": {"x": 1}})
+    assert a.expect("ERROR")["payload"]["code"] == "NOT_IN_ROOM"
+
+
+def test_idle_connection_is_closed(make_server):
+    server = make_server(idle_timeout=1.0, session_grace=5)
+    # A hand-made client that never answers the server's pings.
+    s, head = raw_upgrade(server.port)
+    assert head.startswith(b"HTTP/1.1 101")
+    s.settimeout(5)
+    t0 = time.monotonic()
+    data = b""
+    try:
+        while chunk := s.recv(4096):
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    elapsed = time.monotonic() - t0
+    assert elapsed < 4.5, "the server should have closed the silent connection"
+    assert b"\x89" in data  # it was pinged first
+    s.close()
+
+
+def test_idle_timeout_puts_players_in_grace(make_server, connect):
+    server = make_server(idle_timeout=1.0, session_grace=0.5)
+    watcher = connect(server)
+    watcher.join("idle")
+    s, head = raw_upgrade(server.port)
+    s.sendall(masked_frame(b'{"type":"JOIN_ROOM","roomId":"idle"}'))
+    left = watcher.expect("PLAYER_LEFT", timeout=5)
+    assert left["payload"]["reason"] == "timeout"
+    s.close()
+
+
+def metric(server, name: str) -> float:
+    for line in server.metrics().splitlines():
+        if line.startswith(f"kasagi_{name}_total "):
+            return float(line.split()[1])
+    raise KeyError(name)
+
+
+def test_slow_consumer_is_resynced_then_disconnected(make_server, connect):
+    server = make_server(tick_rate=0, send_queue_max_bytes=1024 * 1024,
+                         send_queue_max_messages=1024, slow_consumer_window=30,
+                         rate_limit=100000, rate_burst=100000)
+    writer, good = connect(server), connect(server)
+    writer.join("slow")
+    good.join("slow")
+    # Both well-behaved members read all the time, on threads of their own.
+    seen: dict[str, list[dict]] = {"writer": [], "good": []}
+    stop = threading.Event()
+
+    def drain(name: str, w: Wire) -> None:
+        while not stop.is_set():
+            try:
+                m = w.recv(0.2)
+            except TimeoutError:
+                continue
+            if m["type"] == "DELTA_UPDATE":
+                seen[name].append(m)
+
+    readers = [threading.Thread(target=drain, args=(n, w)) for n, w in
+               (("writer", writer), ("good", good))]
+    for t in readers:
+        t.start()
+    # A client that joins and then never reads: its kernel buffers fill, then its queue.
+    s, head = raw_upgrade(server.port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(masked_frame(b'{"type":"JOIN_ROOM","roomId":"slow"}'))
+    time.sleep(0.2)
+    try:
+        for i in range(1500):  # every delta carries a fresh 16 KB value
+            writer.send({"type": "STATE_UPDATE", "roomId": "slow",
+                         "payload": {"b": f"{i:06d}" + "y" * 16000}})
+            time.sleep(0.001)  # ~16 MB/s: fast, but within what the Python readers take
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not metric(server, "slow_consumer_disconnects"):
+            time.sleep(0.1)
+        assert metric(server, "slow_consumer_resyncs") == 1
+        assert metric(server, "slow_consumer_disconnects") == 1
+        # The stuck client cannot even take the close frame: its socket is shut after a bound.
+        while time.monotonic() < deadline + 5 and server.stats()["connections"] != 2:
+            time.sleep(0.1)
+        assert server.stats()["connections"] == 2
+        final = server.room_state("slow")["version"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (
+                seen["good"] and seen["good"][-1]["version"] == final):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+        s.close()
+    # The well-behaved members saw every delta, gapless, up to the last one.
+    for name in ("writer", "good"):
+        deltas = seen[name]
+        assert deltas[-1]["version"] == final, name
+        assert all(b["baseVersion"] == a["version"] for a, b in zip(deltas, deltas[1:])), name
+
+
+def test_graceful_drain_closes_clients_with_1001(make_server, connect):
+    server = make_server()
+    a, b = connect(server), connect(server)
+    a.join("d")
+    b.join("d")
+    t0 = time.monotonic()
+    server.drain(timeout=5)
+    assert time.monotonic() - t0 < 4
+    for w in (a, b):
+        code, reason = w.closed_with()
+        assert code == 1001 and reason == "going away"
+    assert not server.running
+    with pytest.raises(OSError):
+        Wire(server.url)
