@@ -33,16 +33,20 @@ if [ ! -f /usr/include/msgpack.hpp ] && [ ! -f /usr/local/include/msgpack.hpp ];
   rm -rf "$tmp"
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
+# The sanitizer build gets a virtualenv of its own, so the two builds never overwrite
+# each other's extension module.
+VENV=.venv
+[ "${KASAGI_SANITIZE:-0}" = "1" ] && VENV=.venv-sanitize
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
 fi
-PY=.venv/bin/python
+PY="$VENV/bin/python"
 $PY -m pip install -q --upgrade pip >/dev/null
 $PY -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" ninja >/dev/null
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
-build_args=(--no-build-isolation -q)
+build_args=(--no-build-isolation -q -C cmake.define.KASAGI_WERROR=ON)
 if [ "${KASAGI_SANITIZE:-0}" = "1" ]; then
   build_args+=(-C cmake.define.KASAGI_SANITIZE=ON -C "build-dir=build/sanitize")
 fi

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets everything up (apt, pip, build) and runs the whole test suite. Idempotent.
+#   bash scripts/test.sh                   everything
+#   bash scripts/test.sh -m "not slow"     any pytest arguments
+#   KASAGI_SANITIZE=1 bash scripts/test.sh the suite against the ASan+UBSan build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --test
+
+VENV=.venv
+if [ "${KASAGI_SANITIZE:-0}" = "1" ]; then
+  VENV=.venv-sanitize
+  # The interpreter is not instrumented: the ASan runtime must be loaded first. CPython
+  # keeps some memory until exit on purpose, so leak checking is off.
+  export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+  export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export KASAGI_SANITIZED=1
+fi
+mkdir -p artifacts
+exec "$VENV/bin/python" -m pytest "$@"
