@@ -1,0 +1,209 @@
+#include "state/delta_builder.hpp"
+
+#include "state/merge_patch.hpp"
+
+// Invariant of the node tree: captured nodes never nest (a capture folds the captures below
+// it), and every map above a captured node existed at the start of the batch and has not
+// been overwritten since (overwriting it would have captured it). So the start-of-batch
+// value of any location is its current value with the old values below it put back.
+//
+// The helpers are templates over the node type only because DeltaBuilder::Node is private.
+
+namespace kasagi::state {
+namespace {
+
+// Returns `node` if it may still capture, or nullptr when it (and so everything below it)
+// already remembers its old value.
+template <class Node>
+Node* live(Node* node) {
+  return node && !node->captured ? node : nullptr;
+}
+
+// Drops `child` from `parent` when it remembers nothing, so that the tree only holds
+// what take() needs.
+// Returns `parent`'s child for `key`, creating it if needed.
+template <class Node>
+auto child_of(Node& parent, std::string_view key) {
+  auto it = parent.children.find(key);
+  return it != parent.children.end() ? it : parent.children.try_emplace(std::string(key)).first;
+}
+
+template <class Node, class Iter>
+void prune(Node& parent, Iter child) {
+  if (!child->second.captured && child->second.children.empty()) parent.children.erase(child);
+}
+
+// Puts back into `v` (a copy of a location's current value) the old values remembered
+// below `node`, turning it into the location's value at the start of the batch. Moves the
+// old values out of `node`, whose children the caller then discards.
+template <class Node>
+void restore(Value& v, Node& node) {
+  if (!v.is_object()) return;  // cannot happen, see the invariant above
+  Object& obj = v.get_object();
+  for (auto& [key, child] : node.children) {
+    if (!child.captured) {
+      if (Value* sub = obj.if_contains(key)) restore(*sub, child);
+    } else if (child.old) {
+      obj.insert_or_assign(key, std::move(*child.old));
+    } else {
+      obj.erase(key);
+    }
+  }
+}
+
+// Remembers the value of `node`'s location (`cur`, nullptr when the key is absent) before
+// it is overwritten, unless it was already remembered in this batch.
+template <class Node>
+void capture(Node& node, const Value* cur) {
+  if (node.captured) return;
+  if (cur) {
+    node.old.emplace(*cur);
+    restore(*node.old, node);
+  }
+  node.children.clear();
+  node.captured = true;
+}
+
+template <class Node>
+bool merge_into(Object& target, Node* node, const Object& patch);
+
+// Applies the merge patch `patch` to the member `key` of `parent`, capturing what it
+// overwrites. `node` tracks that member, or is nullptr when an ancestor already captured.
+// Returns true if the member changed.
+template <class Node>
+bool apply_member(Object& parent, std::string_view key, Node* node, const Value& patch) {
+  Value* cur = parent.if_contains(key);
+  if (patch.is_object() && cur && cur->is_object())
+    return merge_into(cur->get_object(), live(node), patch.get_object());
+  // From here on the member is deleted or replaced whole, or is left as it is.
+  if (patch.is_null() ? !cur : (cur && *cur == patch)) return false;
+  if (node) capture(*node, cur);
+  if (patch.is_null()) {
+    parent.erase(key);
+  } else if (patch.is_object()) {
+    Value fresh(boost::json::object_kind, parent.storage());
+    apply_merge_patch(fresh, patch);  // drops the patch's nulls
+    parent.insert_or_assign(key, std::move(fresh));
+  } else {
+    parent.insert_or_assign(key, patch);
+  }
+  return true;
+}
+
+// Applies the map patch `patch` to the map `target`, tracked by `node` (nullptr when
+// captured above). Returns true if `target` changed.
+template <class Node>
+bool merge_into(Object& target, Node* node, const Object& patch) {
+  bool changed = false;
+  for (const auto& [key, value] : patch) {
+    if (!node) {
+      changed |= apply_member<Node>(target, key, nullptr, value);
+      continue;
+    }
+    auto child = child_of(*node, key);
+    changed |= apply_member(target, key, &child->second, value);
+    prune(*node, child);
+  }
+  return changed;
+}
+
+// Returns `patch` nested under `path`: {p0: {p1: ... patch}}.
+Value wrap(std::span<const std::string> path, const Value& patch) {
+  Value v = patch;
+  for (auto it = path.rbegin(); it != path.rend(); ++it) {
+    Value outer(boost::json::object_kind);
+    outer.get_object().emplace(*it, std::move(v));
+    v = std::move(outer);
+  }
+  return v;
+}
+
+// Applies `patch` at `path` below the map `target`, tracked by `node` (nullptr when
+// captured above). Returns true if `target` changed.
+template <class Node>
+bool apply_path(Object& target, Node* node, std::span<const std::string> path,
+                const Value& patch) {
+  if (path.empty()) return patch.is_object() && merge_into(target, node, patch.get_object());
+  const std::string& key = path.front();
+  auto rest = path.subspan(1);
+  Node* child = nullptr;
+  decltype(node->children.begin()) child_it;
+  if (node) {
+    child_it = child_of(*node, key);
+    child = &child_it->second;
+  }
+  bool changed;
+  Value* cur = target.if_contains(key);
+  if (rest.empty())
+    changed = apply_member(target, key, child, patch);
+  else if (cur && cur->is_object())
+    changed = apply_path(cur->get_object(), live(child), rest, patch);
+  else if (patch.is_null())
+    changed = false;  // deleting below a missing map deletes nothing
+  else  // the missing map or the scalar in the way becomes a map
+    changed = apply_member(target, key, child, wrap(rest, patch));
+  if (node) prune(*node, child_it);
+  return changed;
+}
+
+// Adds to `out` the merge patch from the old values remembered below `node` to `now`, the
+// current value of `node`'s location.
+template <class Node>
+void diff_children(const Object& now, const Node& node, Object& out) {
+  for (const auto& [key, child] : node.children) {
+    const Value* cur = now.if_contains(key);
+    if (!child.captured) {
+      if (!cur || !cur->is_object()) continue;  // cannot happen, see the invariant above
+      Object sub;
+      diff_children(cur->get_object(), child, sub);
+      if (!sub.empty()) out.insert_or_assign(key, std::move(sub));
+    } else if (!child.old) {
+      if (cur) out.insert_or_assign(key, *cur);
+    } else if (!cur) {
+      out.insert_or_assign(key, nullptr);
+    } else if (child.old->is_object() && cur->is_object()) {
+      Value sub = merge_patch_diff(*child.old, *cur);
+      if (!sub.get_object().empty()) out.insert_or_assign(key, std::move(sub));
+    } else if (*child.old != *cur) {
+      out.insert_or_assign(key, *cur);
+    }
+  }
+}
+
+void leaf_paths(Path& path, const Value& patch, std::vector<Path>& out) {
+  if (!patch.is_object()) {
+    out.push_back(path);
+    return;
+  }
+  for (const auto& [key, value] : patch.get_object()) {
+    path.emplace_back(key);
+    leaf_paths(path, value, out);
+    path.pop_back();
+  }
+}
+
+}  // namespace
+
+// A non-map patch at the root path is refused (returns false): the root stays a map.
+bool DeltaBuilder::apply(Object& doc, std::span<const std::string> path, const Value& patch) {
+  bool changed = apply_path(doc, &root_, path, patch);
+  dirty_ |= changed;
+  return changed;
+}
+
+bool DeltaBuilder::empty() const { return !dirty_; }
+
+Object DeltaBuilder::take(const Object& doc) {
+  Object delta;
+  if (dirty_) diff_children(doc, root_, delta);
+  root_ = Node{};
+  dirty_ = false;
+  return delta;
+}
+
+void patch_leaf_paths(const Path& prefix, const Value& patch, std::vector<Path>& out) {
+  Path path = prefix;
+  leaf_paths(path, patch, out);
+}
+
+}  // namespace kasagi::state
