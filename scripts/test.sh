@@ -12,7 +12,8 @@ if [ "${KASAGI_SANITIZE:-0}" = "1" ]; then
   VENV=.venv-sanitize
   # The interpreter is not instrumented: the ASan runtime must be loaded first. CPython
   # keeps some memory until exit on purpose, so leak checking is off.
-  export LD_PRELOAD="$(gcc -print-file-name=libasan.so)"
+  # libstdc++ too: python3 does not link it, and ASan must see its __cxa_throw at startup.
+  export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
   export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export KASAGI_SANITIZED=1

@@ -31,6 +31,62 @@ void append_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+// Appends `v` as JSON. Unlike boost::json::serialize, floats take their shortest exact form
+// ("1.5", not "1.5E0") and always keep a '.' or an exponent ("3.0", not "3"), so every
+// JSON reader sees a float where a float was written: smaller frames, same values.
+void append_value(std::string& out, const boost::json::value& v);
+
+void append_object(std::string& out, const boost::json::object& o) {
+  out += '{';
+  bool first = true;
+  for (const auto& [key, item] : o) {
+    if (!first) out += ',';
+    first = false;
+    append_string(out, key);
+    out += ':';
+    append_value(out, item);
+  }
+  out += '}';
+}
+
+void append_value(std::string& out, const boost::json::value& v) {
+  char buf[32];
+  switch (v.kind()) {
+    case boost::json::kind::null: out += "null"; return;
+    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; return;
+    case boost::json::kind::int64: {
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_int64());
+      out.append(buf, end);
+      return;
+    }
+    case boost::json::kind::uint64: {
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_uint64());
+      out.append(buf, end);
+      return;
+    }
+    case boost::json::kind::double_: {
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.get_double());
+      const std::string_view text(buf, static_cast<std::size_t>(end - buf));
+      out += text;
+      if (text.find_first_of(".e") == std::string_view::npos) out += ".0";
+      return;
+    }
+    case boost::json::kind::string: append_string(out, v.get_string()); return;
+    case boost::json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        append_value(out, item);
+      }
+      out += ']';
+      return;
+    }
+    case boost::json::kind::object: append_object(out, v.get_object()); return;
+  }
+}
+
 // Appends `,"key":` to `out`.
 void append_key(std::string& out, std::string_view key) {
   out += ",\"";
@@ -146,7 +202,7 @@ std::string encode_json(const Message& m) {
   }
   if (m.payload) {
     append_key(out, "payload");
-    append_json(out, &*m.payload);
+    append_object(out, *m.payload);
   }
   append_uint(out, "version", m.version);
   append_uint(out, "baseVersion", m.base_version);
