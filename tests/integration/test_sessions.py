@@ -206,3 +206,33 @@ def test_graceful_drain_closes_clients_with_1001(make_server, connect):
     assert not server.running
     with pytest.raises(OSError):
         Wire(server.url)
+
+
+def test_empty_room_is_discarded_after_its_ttl(make_server, connect):
+    server = make_server(room_empty_ttl=0.3, session_grace=0)
+    a = connect(server)
+    first = a.join("ttl")
+    a.send({"type": "LEAVE_ROOM", "roomId": "ttl", "requestId": 1})
+    a.expect("ACK")
+    assert server.stats()["rooms"] == 1  # kept for a while, in case someone comes back
+    deadline = time.monotonic() + 5
+    while server.stats()["rooms"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.stats()["rooms"] == 0
+    assert server.room_state("ttl") is None
+    again = a.join("ttl")  # a new room: fresh epoch, version restarts
+    assert again["epoch"] != first["epoch"]
+    assert again["version"] == 1
+
+
+def test_a_room_with_players_in_grace_is_kept(make_server, connect):
+    server = make_server(room_empty_ttl=0.1, session_grace=1.0)
+    a = connect(server)
+    a.join("kept")
+    a.close()
+    time.sleep(0.5)
+    assert server.stats()["rooms"] == 1  # the player may still come back
+    deadline = time.monotonic() + 5
+    while server.stats()["rooms"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.stats()["rooms"] == 0
