@@ -1,0 +1,56 @@
+"""The examples run and check themselves: each one must exit 0 and say that it succeeded.
+
+They run as users run them: a separate Python process (this interpreter, importing the same
+kasagi package), against an embedded server and against ``python -m kasagi serve``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run_example(script: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Runs ``examples/<script> *args`` to completion; returns it with its text output."""
+    import kasagi
+
+    env = dict(os.environ)  # the child imports the kasagi these tests import
+    package_root = str(Path(kasagi.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def assert_converged(result: subprocess.CompletedProcess[str], rooms: int) -> None:
+    output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, output
+    lines = result.stdout.splitlines()
+    assert lines and lines[-1] == "converged", output
+    for room in range(rooms):  # a status line per room, once a second
+        assert any(line.startswith("[") and f"arena-{room} " in line for line in lines), output
+    assert result.stderr == "", output
+
+
+def test_arena_bots_with_an_embedded_server() -> None:
+    result = run_example("arena/bots.py", "--seconds", "2", "--bots", "4", "--rooms", "2")
+    assert_converged(result, rooms=2)
+
+
+def test_arena_bots_against_kasagi_serve(serve_process) -> None:
+    serve = serve_process()  # python -m kasagi serve --port <free>, /healthz answered 200
+    result = run_example(
+        "arena/bots.py", "--url", serve.url, "--seconds", "2", "--bots", "4", "--rooms", "2",
+        "--encoding", "json",
+    )
+    assert_converged(result, rooms=2)
+    code, log = serve.terminate()  # SIGTERM: drains, then exits 0
+    assert code == 0, log
