@@ -106,10 +106,21 @@ void WsSession::handle_frame(std::string_view bytes) {
       start_close(websocket::close_code::policy_error, "rate limit exceeded");
       return;
     }
+    // Decoded only to echo requestId and roomId, so a client waiting for an ACK learns at
+    // once that its message was dropped.
+    std::string room_id;
+    std::optional<std::uint64_t> request_id;
+    if (bytes.size() <= s.max_message_bytes) {
+      auto result = protocol::decode(format_, bytes);
+      if (auto* msg = std::get_if<Message>(&result)) {
+        room_id = msg->room_id;
+        request_id = msg->request_id;
+      }
+    }
     reply_error(ErrorCode::rate_limited,
                 "more than " + std::to_string(static_cast<long>(s.rate_limit)) +
                     " messages per second; message dropped",
-                {}, std::nullopt);
+                room_id, request_id);
     return;
   }
   if (bytes.size() > s.max_message_bytes) {

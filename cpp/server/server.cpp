@@ -164,11 +164,14 @@ std::optional<RoomSnapshot> Server::room_state(const std::string& id) {
   if (!running_) return std::nullopt;
   auto actor = rooms_->find(id);
   if (!actor) return std::nullopt;
-  std::promise<RoomSnapshot> promise;
-  auto future = promise.get_future();
-  actor->post([&promise](room::Room& r, room::Clock::time_point) {
-    promise.set_value(RoomSnapshot{r.state(), r.version(), r.tick(), r.epoch()});
+  // Shared, not on this stack: if the room is slow and we give up waiting, its handler
+  // still has somewhere to write.
+  auto promise = std::make_shared<std::promise<RoomSnapshot>>();
+  auto future = promise->get_future();
+  actor->post([promise](room::Room& r, room::Clock::time_point) {
+    promise->set_value(RoomSnapshot{r.state(), r.version(), r.tick(), r.epoch()});
   });
+  if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return std::nullopt;
   return future.get();
 }
 

@@ -64,7 +64,8 @@ class Server {
   std::string metrics() const;
   Stats stats() const;
 
-  // The authoritative state of room `id` (read on its strand), or nullopt if there is none.
+  // The authoritative state of room `id` (read on its strand), or nullopt if there is none
+  // (or its strand did not answer within 10 s).
   std::optional<RoomSnapshot> room_state(const std::string& id);
 
  private:

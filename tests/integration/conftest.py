@@ -12,19 +12,9 @@ from wire import Wire
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., kasagi.Server]]:
+def make_server(server_factory: Callable[..., kasagi.Server]) -> Callable[..., kasagi.Server]:
     """Starts servers with the given settings (port 0); stops them all at the end."""
-    started: list[kasagi.Server] = []
-
-    def make(**settings: Any) -> kasagi.Server:
-        settings.setdefault("log_level", "warning")
-        server = kasagi.Server(**settings).start()
-        started.append(server)
-        return server
-
-    yield make
-    for s in started:
-        s.stop()
+    return server_factory
 
 
 @pytest.fixture(params=["json", "msgpack"])

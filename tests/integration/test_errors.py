@@ -153,10 +153,11 @@ def test_rate_limited(make_server, connect):
     flooder = connect(server)
     flooder.join("e")
     for i in range(20):
-        flooder.send({"type": "PING", "timestamp": i})
+        flooder.send({"type": "PING", "timestamp": i, "requestId": i})
     msgs = flooder.quiet(0.5)
-    codes = [m["payload"]["code"] for m in msgs if m["type"] == "ERROR"]
-    assert "RATE_LIMITED" in codes
+    limited = [m for m in msgs if m["type"] == "ERROR"]
+    assert limited and all(m["payload"]["code"] == "RATE_LIMITED" for m in limited)
+    assert {m["requestId"] for m in limited} <= set(range(20))  # echoed, so ACKs don't hang
     assert sum(m["type"] == "PONG" for m in msgs) <= 6
 
 
