@@ -26,8 +26,8 @@ void ConflictIndex::prune(std::uint64_t current) {
 }
 
 bool ConflictIndex::conflicts(const std::vector<state::Path>& leaves, std::uint64_t since,
-                              std::string_view writer) const {
-  if (since < forgotten_up_to_) return true;
+                              std::uint64_t current, std::string_view writer) const {
+  if (since < forgotten_up_to_ || (current > window_ && since < current - window_)) return true;
   auto newer_by_other = [&](const Write& w) { return w.version > since && w.writer != writer; };
   for (const auto& leaf : leaves) {
     const std::string key = state::format_pointer(leaf);

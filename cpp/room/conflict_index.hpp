@@ -23,9 +23,10 @@ class ConflictIndex {
 
   // Returns true if any location overlapping one of `leaves` (the same location, one of its
   // ancestors, or one of its descendants) was written after `since` by someone other than
-  // `writer`, or if `since` is older than the kept history.
+  // `writer`, or if `since` is more than `window` versions behind `current` (too old to
+  // decide).
   bool conflicts(const std::vector<state::Path>& leaves, std::uint64_t since,
-                 std::string_view writer) const;
+                 std::uint64_t current, std::string_view writer) const;
 
  private:
   struct Write {

@@ -145,6 +145,18 @@ void Room::remove_player(const std::string& player_id, std::string_view reason,
   broadcast(left, nullptr);
 }
 
+bool Room::location_exists(const state::Path& path) const {
+  const state::Value* at = nullptr;
+  const state::Object* obj = &state_;
+  for (const auto& key : path) {
+    if (!obj) return false;
+    at = obj->if_contains(key);
+    if (!at) return false;
+    obj = at->if_object();
+  }
+  return at == nullptr || at->is_object();
+}
+
 // ---------------------------------------------------------------------------------------
 // Client messages
 
@@ -244,9 +256,9 @@ void Room::leave(const MemberPtr& m, const Message& msg, Clock::time_point now) 
     send_error(m, ErrorCode::not_in_room, "not in room " + id_, msg);
     return;
   }
-  if (msg.request_id) send_ack(m, msg);
   const std::string player_id = p->id;
   remove_player(player_id, "left", now);
+  if (msg.request_id) send_ack(m, msg);  // its version contains the removal
   m->removed_from_room(uid_, id_);
 }
 
@@ -267,6 +279,10 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
     target = std::move(*parsed);
   }
   const state::Value patch(*msg.payload);
+  if (msg.payload->empty() && location_exists(target)) {  // {} onto a map: nothing to do
+    if (msg.request_id) send_ack(m, msg);
+    return;
+  }
   std::vector<state::Path> leaves;
   state::patch_leaf_paths(target, patch, leaves);
   for (const auto& leaf : leaves) {
@@ -289,14 +305,14 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
       return;
     }
   }
-  if (msg.version && conflicts_.conflicts(leaves, *msg.version, p->id)) {
+  if (msg.version && conflicts_.conflicts(leaves, *msg.version, version_, p->id)) {
     send_error(m, ErrorCode::conflict,
                "a field this update writes was changed by someone else after version " +
                    std::to_string(*msg.version),
                msg);
     return;
   }
-  if (!leaves.empty() && builder_.apply(state_, target, patch)) {
+  if (builder_.apply(state_, target, patch)) {
     ++version_;
     conflicts_.record(leaves, version_, p->id);
     if (msg.request_id) send_ack(m, msg);

@@ -76,6 +76,7 @@ class Room {
   };
 
   Player* attached_player(const Member* m);
+  bool location_exists(const state::Path& path) const;  // a map is at `path`
   void attach(Player& p, const MemberPtr& m);
   void release(Player& p);  // detaches p's member, if any
   void remove_player(const std::string& player_id, std::string_view reason, Clock::time_point now);

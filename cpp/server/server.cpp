@@ -120,8 +120,9 @@ void Server::drain(double timeout) {
   if (!running_) return;
   log::info("draining: closing " + std::to_string(metrics_.connections.load()) +
             " connections with 1001 going away");
+  // The listener stays open until stop(): load balancers keep getting /healthz answered
+  // (503 "draining") and new WebSocket upgrades are refused with 503.
   ctx_->draining = true;
-  listener_->close();
   close_all_sessions();
   const auto deadline = std::chrono::steady_clock::now() + ms(timeout);
   while (metrics_.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {

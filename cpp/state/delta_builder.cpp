@@ -171,7 +171,9 @@ void diff_children(const Object& now, const Node& node, Object& out) {
 }
 
 void leaf_paths(Path& path, const Value& patch, std::vector<Path>& out) {
-  if (!patch.is_object()) {
+  // An empty map is a leaf too: it creates a map where there was none (or a scalar), so
+  // path rules and conflict checks must see it.
+  if (!patch.is_object() || patch.get_object().empty()) {
     out.push_back(path);
     return;
   }

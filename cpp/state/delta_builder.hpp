@@ -44,7 +44,7 @@ class DeltaBuilder {
 };
 
 // Appends to `out` the pointer of every leaf `patch` writes when applied at `prefix`
-// (maps are descended into; every non-map value, null included, is a leaf).
+// (non-empty maps are descended into; every other value, null and {} included, is a leaf).
 void patch_leaf_paths(const Path& prefix, const Value& patch, std::vector<Path>& out);
 
 }  // namespace kasagi::state

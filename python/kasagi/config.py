@@ -375,10 +375,10 @@ class Config:
         if not self.host:
             raise ConfigError("host: must not be empty", key="host")
         for pattern in self.writable_paths:
-            if pattern and not pattern.startswith("/"):
+            if not pattern.startswith("/"):
                 raise ConfigError(
-                    f"writable_paths: {pattern!r} is not a JSON Pointer (it must be empty or "
-                    "start with '/')",
+                    f"writable_paths: {pattern!r} is not a JSON Pointer below the root "
+                    "(it must start with '/')",
                     key="writable_paths",
                 )
 

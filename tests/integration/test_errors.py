@@ -226,3 +226,41 @@ def test_too_deep_documents_are_refused(room, connect):
     bad.send({"type": "STATE_UPDATE", "roomId": "e", "payload": deep})
     assert error_of(bad)["payload"]["code"] == "BAD_MESSAGE"
     assert server.room_state("e") == before
+
+
+def test_empty_maps_are_writes_too(room, connect):
+    """{} creates or replaces a location: path rules must see it like any other value."""
+    server, observer, full = room
+    writer = connect(server)
+    me = writer.join("e")["payload"]["playerId"]
+    other = full["payload"]["playerId"]
+    observer.expect("DELTA_UPDATE")
+    before = server.room_state("e")
+    for path, payload in [(f"/players/{other}", {"who": {}}), ("", {"evil": {}}),
+                          ("/players", {"ghost": {}}), ("/evil", {})]:
+        writer.send({"type": "STATE_UPDATE", "roomId": "e", "path": path, "payload": payload})
+        assert error_of(writer)["payload"]["code"] == "FORBIDDEN", (path, payload)
+    assert server.room_state("e") == before
+    # Within its own entry a client may create an empty map, and {} alone is a no-op.
+    writer.send({"type": "STATE_UPDATE", "roomId": "e", "payload": {"inv": {}}, "requestId": 1})
+    assert writer.expect("ACK")["version"] == before["version"] + 1
+    writer.send({"type": "STATE_UPDATE", "roomId": "e", "payload": {}, "requestId": 2})
+    assert writer.expect("ACK")["version"] == before["version"] + 1
+    assert server.room_state("e")["state"]["players"][me] == {"inv": {}}
+
+
+def test_versions_older_than_the_conflict_window_conflict(make_server, connect):
+    server = make_server(tick_rate=0, conflict_window=3)
+    a = connect(server)
+    full = a.join("w")
+    for i in range(5):
+        a.send({"type": "STATE_UPDATE", "roomId": "w", "payload": {"i": i}, "requestId": i})
+        a.expect("ACK")
+    # Its own field, but based on a version 5 behind with a window of 3: too old to decide.
+    a.send({"type": "STATE_UPDATE", "roomId": "w", "payload": {"j": 1}, "requestId": 9,
+            "version": full["version"]})
+    err = error_of(a)
+    assert err["payload"]["code"] == "CONFLICT" and err["requestId"] == 9
+    a.send({"type": "STATE_UPDATE", "roomId": "w", "payload": {"j": 1}, "requestId": 10,
+            "version": full["version"] + 4})
+    assert a.expect("ACK")["requestId"] == 10

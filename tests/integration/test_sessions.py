@@ -3,9 +3,12 @@ graceful drain."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -236,3 +239,25 @@ def test_a_room_with_players_in_grace_is_kept(make_server, connect):
     while server.stats()["rooms"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.stats()["rooms"] == 0
+
+
+def test_healthz_answers_503_while_draining(make_server):
+    server = make_server()
+    # A client that never reads keeps the drain waiting (at most until its socket is shut).
+    s, head = raw_upgrade(server.port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    drainer = threading.Thread(target=server.drain, kwargs={"timeout": 3})
+    drainer.start()
+    try:
+        time.sleep(0.3)
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=2)
+        assert info.value.code == 503
+        assert json.loads(info.value.read())["status"] == "draining"
+        new, head = raw_upgrade(server.port)
+        assert head.startswith(b"HTTP/1.1 503")
+        new.close()
+    finally:
+        drainer.join()
+        s.close()
+    assert not server.running
