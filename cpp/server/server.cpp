@@ -1,6 +1,7 @@
 #include "server/server.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <stdexcept>
 #include <boost/asio/executor_work_guard.hpp>
@@ -20,6 +21,12 @@ namespace {
 using std::chrono::duration;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
+
+std::string format_number(double v) {  // 20 -> "20", 0.5 -> "0.5"
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
 
 milliseconds ms(double seconds) { return duration_cast<milliseconds>(duration<double>(seconds)); }
 
@@ -101,7 +108,7 @@ void Server::start() {
   for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { ioc_->run(); });
   running_ = true;
   log::info("listening on " + config_.host + ":" + std::to_string(port_) + " with " +
-            std::to_string(n) + " I/O threads, tick rate " + std::to_string(config_.tick_rate) +
+            std::to_string(n) + " I/O threads, tick rate " + format_number(config_.tick_rate) +
             " Hz");
 }
 
