@@ -213,12 +213,16 @@ def report(a: argparse.Namespace, k: dict[str, Any], r: dict[str, Any] | None) -
     print(f"\nfan-out: {a.rooms} rooms x {a.clients_per_room} clients, {a.rate:g} updates/s each, "
           f"{a.duration:g} s measured (+{a.warmup:g} s warm-up), kasagi tick {a.tick_rate:g} Hz, "
           f"{a.encoding}")
+    rg = r or {}
     rows: list[tuple[str, str, str]] = []
 
     def row(name: str, kv: str, rv: str = "") -> None:
         rows.append((name, kv, rv if r is not None else ""))
 
-    rg = r or {}
+    def core_pct(res: dict[str, Any], key: str) -> str:
+        seconds = res.get(key)
+        return fmt(None if seconds is None else seconds / a.duration * 100, 0)
+
     row("", "kasagi", "redis pub/sub")
     row("clients joined", f"{k['clients_joined']}/{k['clients']}",
         f"{rg.get('clients_joined')}/{rg.get('clients')}")
@@ -228,12 +232,15 @@ def report(a: argparse.Namespace, k: dict[str, Any], r: dict[str, Any] | None) -
     row("  of which payload", "", fmt(rg.get("payload_bytes_per_delivery"), 1))
     for q, name in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
         row(f"latency {name} ms", fmt(k["latency_ms"][q]), fmt(rg.get("latency_ms", {}).get(q)))
-    kcpu, rcpu = k.get("server_cpu_seconds"), rg.get("server_cpu_seconds")
-    row("server CPU % of a core", fmt(kcpu and kcpu / a.duration * 100, 0),
-        fmt(rcpu and rcpu / a.duration * 100, 0))
+    row("server CPU % of a core", core_pct(k, "server_cpu_seconds"),
+        core_pct(rg, "server_cpu_seconds"))
     row("CPU-µs per (in + out)", fmt(k.get("server_cpu_us_per_op"), 3),
         fmt(rg.get("server_cpu_us_per_op"), 3))
     row("CPU-µs per update in", fmt(per_update_in(k), 2), fmt(per_update_in(r) if r else None, 2))
+    row("loadgen CPU % of a core", core_pct(k, "loadgen_cpu_seconds"),
+        core_pct(rg, "loadgen_cpu_seconds"))
+    row("loadgen send lag p99 ms", fmt(k["send_lag_ms"]["p99"]),
+        fmt(rg.get("send_lag_ms", {}).get("p99")))
     row("errors", str(k["errors"]), str(rg.get("errors")))
     row("disconnects", str(k["disconnects"]), str(rg.get("disconnects")))
     w0 = max(len(x[0]) for x in rows)
