@@ -229,7 +229,8 @@ def report(a: argparse.Namespace, k: dict[str, Any], r: dict[str, Any] | None) -
     row("updates in /s", fmt(k["updates_sent_per_s"], 0), fmt(rg.get("updates_sent_per_s"), 0))
     row("deliveries out /s", fmt(k["deliveries_per_s"], 0), fmt(rg.get("deliveries_per_s"), 0))
     row("bytes per delivery", fmt(k["bytes_per_delivery"], 1), fmt(rg.get("bytes_per_delivery"), 1))
-    row("  of which payload", "", fmt(rg.get("payload_bytes_per_delivery"), 1))
+    if r is not None:
+        row("  of which payload", "", fmt(r.get("payload_bytes_per_delivery"), 1))
     for q, name in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
         row(f"latency {name} ms", fmt(k["latency_ms"][q]), fmt(rg.get("latency_ms", {}).get(q)))
     row("server CPU % of a core", core_pct(k, "server_cpu_seconds"),
