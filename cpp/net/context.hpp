@@ -8,7 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
-#include <boost/asio/io_context.hpp>
+#include "net/io_pool.hpp"
 #include "room/registry.hpp"
 #include "telemetry/metrics.hpp"
 
@@ -33,11 +33,10 @@ struct NetSettings {
 };
 
 struct Context {
-  Context(boost::asio::io_context& io, NetSettings s, metrics::Metrics& m,
-          room::Registry<RoomActor>& r)
-      : ioc(io), settings(s), metrics(m), rooms(r) {}
+  Context(IoPool& io, NetSettings s, metrics::Metrics& m, room::Registry<RoomActor>& r)
+      : pool(io), settings(s), metrics(m), rooms(r) {}
 
-  boost::asio::io_context& ioc;
+  IoPool& pool;
   NetSettings settings;
   metrics::Metrics& metrics;
   room::Registry<RoomActor>& rooms;

@@ -1,5 +1,6 @@
 #include "net/http_session.hpp"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include "net/ws_session.hpp"

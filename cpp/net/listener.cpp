@@ -1,6 +1,7 @@
 #include "net/listener.hpp"
 
-#include <boost/asio/strand.hpp>
+#include <boost/asio/dispatch.hpp>
+
 #include <boost/beast/core.hpp>
 
 #include "net/http_session.hpp"
@@ -12,8 +13,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 Listener::Listener(Context& ctx, const std::string& host, std::uint16_t port)
-    : ctx_(ctx), strand_(asio::make_strand(ctx.ioc)), acceptor_(strand_), retry_(strand_) {
-  tcp::resolver resolver(ctx.ioc);
+    : ctx_(ctx), executor_(ctx.pool.next()), acceptor_(executor_), retry_(executor_) {
+  tcp::resolver resolver(executor_);
   const auto results = resolver.resolve(host, std::to_string(port),
                                         tcp::resolver::passive | tcp::resolver::numeric_service);
   const tcp::endpoint endpoint = *results.begin();
@@ -24,10 +25,10 @@ Listener::Listener(Context& ctx, const std::string& host, std::uint16_t port)
   port_ = acceptor_.local_endpoint().port();
 }
 
-void Listener::run() { asio::dispatch(strand_, [self = shared_from_this()] { self->do_accept(); }); }
+void Listener::run() { asio::dispatch(executor_, [self = shared_from_this()] { self->do_accept(); }); }
 
 void Listener::close() {
-  asio::post(strand_, [self = shared_from_this()] {
+  asio::post(executor_, [self = shared_from_this()] {
     boost::system::error_code ec;
     self->acceptor_.close(ec);
     self->retry_.cancel();
@@ -35,7 +36,7 @@ void Listener::close() {
 }
 
 void Listener::do_accept() {
-  acceptor_.async_accept(asio::make_strand(ctx_.ioc),
+  acceptor_.async_accept(ctx_.pool.next(),
                          boost::beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
 }
 

@@ -1,10 +1,9 @@
-// Accepts TCP connections and starts an HttpSession for each, on its own strand.
+// Accepts TCP connections and starts an HttpSession for each, on the next I/O thread.
 #pragma once
 #include <memory>
 #include <string>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core/error.hpp>
 #include "net/context.hpp"
 
@@ -26,7 +25,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   void on_accept(boost::beast::error_code ec, boost::asio::ip::tcp::socket socket);
 
   Context& ctx_;
-  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  IoPool::Executor executor_;  // the acceptor's thread
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;
   std::uint16_t port_ = 0;

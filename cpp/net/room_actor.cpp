@@ -4,12 +4,12 @@
 
 namespace kasagi::net {
 
-RoomActor::RoomActor(boost::asio::io_context& ioc, room::Registry<RoomActor>& registry,
+RoomActor::RoomActor(Executor executor, room::Registry<RoomActor>& registry,
                      const std::string& id, std::uint64_t uid,
                      const room::RoomSettings& settings, room::PathRules rules,
                      metrics::Metrics& metrics, room::Clock::duration empty_ttl)
-    : strand_(boost::asio::make_strand(ioc)),
-      timer_(strand_),
+    : executor_(executor),
+      timer_(executor_),
       registry_(registry),
       metrics_(metrics),
       id_(id),

@@ -1,5 +1,5 @@
-// Runs one room::Room on its own strand: every message for the room is posted here, so the
-// room's state is touched by one thread at a time and needs no locks. Owns the room's single
+// Runs one room::Room on one I/O thread (see io_pool.hpp): every message for the room is
+// posted there, so the room's state is touched by one thread only and needs no locks. Owns the room's single
 // timer (tick flush, grace expiry, empty-room disposal).
 #pragma once
 #include <atomic>
@@ -8,7 +8,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include "room/registry.hpp"
 #include "room/room.hpp"
 
@@ -16,9 +15,9 @@ namespace kasagi::net {
 
 class RoomActor : public std::enable_shared_from_this<RoomActor> {
  public:
-  using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+  using Executor = boost::asio::io_context::executor_type;
 
-  RoomActor(boost::asio::io_context& ioc, room::Registry<RoomActor>& registry,
+  RoomActor(Executor executor, room::Registry<RoomActor>& registry,
             const std::string& id, std::uint64_t uid, const room::RoomSettings& settings,
             room::PathRules rules, metrics::Metrics& metrics, room::Clock::duration empty_ttl);
   ~RoomActor();
@@ -29,10 +28,10 @@ class RoomActor : public std::enable_shared_from_this<RoomActor> {
   // Joins promised by Registry::acquire and not yet run (see room/registry.hpp).
   std::atomic<int> pending_joins{0};
 
-  // Runs f(room, now) on the room's strand, then re-arms the timer. Callable from any thread.
+  // Runs f(room, now) on the room's thread, then re-arms the timer. Callable from any thread.
   template <class F>
   void post(F&& f) {
-    boost::asio::post(strand_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
+    boost::asio::post(executor_, [self = shared_from_this(), f = std::forward<F>(f)]() mutable {
       const auto now = room::Clock::now();
       f(self->room_, now);
       self->after_event(now);
@@ -47,7 +46,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor> {
   void arm(room::Clock::time_point deadline);
   void on_timer();
 
-  Strand strand_;
+  Executor executor_;
   boost::asio::steady_timer timer_;
   room::Registry<RoomActor>& registry_;
   metrics::Metrics& metrics_;

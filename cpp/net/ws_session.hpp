@@ -1,5 +1,6 @@
 // One WebSocket connection: reads frames, enforces the per-connection limits, decodes, and
-// posts each message to its room's strand. Sessions never touch room state.
+// posts each message to its room's thread. Sessions never touch room state. All of a
+// session's handlers run on the one I/O thread its socket was accepted onto.
 //
 // Output: one write in flight and a bounded queue of shared, immutable frames behind it.
 // Slow-consumer policy: when the queue would pass send_queue_max_bytes/messages, the

@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <future>
 #include <stdexcept>
-#include <boost/asio/executor_work_guard.hpp>
 
 #include "net/context.hpp"
+#include "net/io_pool.hpp"
 #include "net/listener.hpp"
 #include "net/room_actor.hpp"
 #include "net/ws_session.hpp"
@@ -79,7 +79,7 @@ void Server::start() {
   if (running_) throw std::logic_error("server already started");
   const unsigned n = config_.threads ? config_.threads
                                      : std::max(1u, std::thread::hardware_concurrency());
-  ioc_ = std::make_unique<boost::asio::io_context>(static_cast<int>(n));
+  pool_ = std::make_unique<net::IoPool>(n);
   std::string error;
   auto rules = *room::PathRules::parse(config_.writable_paths, error);
   const auto settings = room_settings(config_);
@@ -87,25 +87,27 @@ void Server::start() {
   rooms_ = std::make_unique<room::Registry<net::RoomActor>>(
       config_.max_rooms,
       [this, rules, settings, ttl](const std::string& id, std::uint64_t uid) {
-        auto actor = std::make_shared<net::RoomActor>(*ioc_, *rooms_, id, uid, settings, rules,
+        auto actor = std::make_shared<net::RoomActor>(pool_->next(), *rooms_, id, uid, settings, rules,
                                                       metrics_, ttl);
         actor->start();
         return actor;
       });
-  ctx_ = std::make_unique<net::Context>(*ioc_, net_settings(config_), metrics_, *rooms_);
+  ctx_ = std::make_unique<net::Context>(*pool_, net_settings(config_), metrics_, *rooms_);
   try {
     listener_ = std::make_shared<net::Listener>(*ctx_, config_.host, config_.port);
   } catch (const std::exception& e) {
     ctx_.reset();
     rooms_.reset();
-    ioc_.reset();
+    pool_.reset();
     throw std::runtime_error("cannot listen on " + config_.host + ":" +
                              std::to_string(config_.port) + ": " + e.what());
   }
   port_ = listener_->port();
   listener_->run();
   threads_.reserve(n);
-  for (unsigned i = 0; i < n; ++i) threads_.emplace_back([this] { ioc_->run(); });
+  for (unsigned i = 0; i < n; ++i) {
+    threads_.emplace_back([this, i] { pool_->context(i).run(); });
+  }
   running_ = true;
   log::info("listening on " + config_.host + ":" + std::to_string(port_) + " with " +
             std::to_string(n) + " I/O threads, tick rate " + format_number(config_.tick_rate) +
@@ -149,14 +151,14 @@ void Server::stop() {
   while (metrics_.connections.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  ioc_->stop();
+  pool_->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
   rooms_->clear();
   listener_.reset();
-  // Destroying the io_context destroys the handlers still queued, and with them the last
+  // Destroying the io_contexts destroys the handlers still queued, and with them the last
   // sessions and rooms, while the context and metrics they point to are still alive.
-  ioc_.reset();
+  pool_.reset();
   ctx_.reset();
   rooms_.reset();
   log::info("stopped");

@@ -6,12 +6,12 @@
 #include <string>
 #include <thread>
 #include <vector>
-#include <boost/asio/io_context.hpp>
 #include "server/config.hpp"
 #include "state/value.hpp"
 #include "telemetry/metrics.hpp"
 
 namespace kasagi::net {
+class IoPool;
 class Listener;
 class RoomActor;
 struct Context;
@@ -73,7 +73,7 @@ class Server {
 
   ServerConfig config_;
   metrics::Metrics metrics_;
-  std::unique_ptr<boost::asio::io_context> ioc_;
+  std::unique_ptr<net::IoPool> pool_;
   std::unique_ptr<room::Registry<net::RoomActor>> rooms_;
   std::unique_ptr<net::Context> ctx_;
   std::shared_ptr<net::Listener> listener_;
