@@ -157,7 +157,9 @@ def measure_kasagi(a: argparse.Namespace, loadgen: Path) -> dict[str, Any]:
     try:
         server = start([sys.executable, "-m", "kasagi", "serve", "--host", "127.0.0.1",
                         "--port", str(port), "--tick-rate", str(a.tick_rate),
-                        "--log-level", "warning"])
+                        "--log-level", "warning",
+                        # Every simulated client comes from 127.0.0.1: no per-address limits.
+                        "--max-connections-per-ip", "0", "--join-rate-per-ip", "0"])
         wait_until(lambda: healthz_ok(port), server, "kasagi server")
         return run_loadgen(loadgen, ["--port", str(port), "--encoding", a.encoding,
                                      "--server-pid", str(server.pid), *shape_args(a)], a.verbose)

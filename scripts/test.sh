@@ -3,6 +3,7 @@
 #   bash scripts/test.sh                   everything
 #   bash scripts/test.sh -m "not slow"     any pytest arguments
 #   KASAGI_SANITIZE=1 bash scripts/test.sh the suite against the ASan+UBSan build
+#   KASAGI_TSAN=1 bash scripts/test.sh -m tsan   the threaded tests under ThreadSanitizer
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
@@ -16,6 +17,16 @@ if [ "${KASAGI_SANITIZE:-0}" = "1" ]; then
   export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)"
   export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_init_order=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export KASAGI_SANITIZED=1
+elif [ "${KASAGI_TSAN:-0}" = "1" ]; then
+  VENV=.venv-tsan
+  # As above, the runtime must come first. A race fails the process (exit code 66), child
+  # processes (kasagi serve) included, and its report is on stderr.
+  export LD_PRELOAD="$(gcc -print-file-name=libtsan.so)"
+  export TSAN_OPTIONS="halt_on_error=1:exitcode=66:second_deadlock_stack=1:ignore_noninstrumented_modules=1"
+  # pytest must not capture file descriptor 2: a report written there before the abort
+  # would be lost with the capture.
+  export PYTEST_ADDOPTS="--capture=sys ${PYTEST_ADDOPTS:-}"
   export KASAGI_SANITIZED=1
 fi
 mkdir -p artifacts

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   kasagi::bindings::bind_state(m);
   kasagi::bindings::bind_protocol(m);
   kasagi::bindings::bind_server(m);
+  kasagi::bindings::bind_broker(m);
 }

@@ -52,7 +52,14 @@ void Listener::on_accept(boost::beast::error_code ec, tcp::socket socket) {
     return;
   }
   socket.set_option(tcp::no_delay(true), ec);
-  std::make_shared<HttpSession>(std::move(socket), ctx_)->run();
+  const auto peer = socket.remote_endpoint(ec);
+  auto lease = ec ? std::nullopt : ctx_.per_ip.connect(peer.address());
+  if (lease) {
+    std::make_shared<HttpSession>(std::move(socket), ctx_, std::move(*lease))->run();
+  } else {  // gone already, or too many connections from its address: close it at once
+    ctx_.metrics.count_refusal(metrics::Refusal::connections_per_ip);
+    socket.close(ec);
+  }
   do_accept();
 }
 

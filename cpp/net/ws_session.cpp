@@ -20,6 +20,11 @@ namespace {
 // simply shut, so a stuck client never holds resources past a close.
 constexpr std::chrono::seconds kCloseTimeout{2};
 
+// Pieces of a message shorter than this count against max_fragments. Beast hands a message
+// over as its bytes arrive, so a large frame may come in many pieces; they are small only
+// when the frames are.
+constexpr std::size_t kSmallPiece = 512;
+
 std::uint64_t now_ms() {
   using namespace std::chrono;
   return static_cast<std::uint64_t>(
@@ -27,9 +32,11 @@ std::uint64_t now_ms() {
 }
 }  // namespace
 
-WsSession::WsSession(asio::ip::tcp::socket&& socket, Context& ctx, protocol::Format format,
-                     bool offered_subprotocol)
-    : ws_(std::move(socket)),
+WsSession::WsSession(Stream&& stream, IpLimits::Lease lease, Context& ctx,
+                     protocol::Format format, bool offered_subprotocol, room::Identity identity)
+    : ws_(std::move(stream)),
+      lease_(std::move(lease)),
+      identity_(std::move(identity)),
       close_timer_(ws_.get_executor()),
       ctx_(ctx),
       format_(format),
@@ -59,6 +66,12 @@ void WsSession::run(Request req) {
   ws_.set_option(timeouts);
   ws_.read_message_max(s.max_frame_bytes);  // larger frames close the connection with 1009
   ws_.auto_fragment(false);
+  ws_.next_layer().limit_reads(s.read_bytes_per_second);
+  if (s.permessage_deflate) {
+    websocket::permessage_deflate deflate;
+    deflate.server_enable = true;  // inflated messages are bounded by read_message_max too
+    ws_.set_option(deflate);
+  }
   std::string proto = offered_subprotocol_ ? std::string(protocol::subprotocol(format_)) : "";
   ws_.set_option(websocket::stream_base::decorator([proto](websocket::response_type& res) {
     res.set(http::field::server, "kasagi");
@@ -75,22 +88,31 @@ void WsSession::on_accept(beast::error_code ec) {
     closing_ = false;
     start_close(websocket::close_code::going_away, "going away");
   }
-  do_read();
+  if (!closing_) do_read();
   do_write();
 }
 
 void WsSession::do_read() {
-  ws_.async_read(buffer_, beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
+  ws_.async_read_some(buffer_, 0,
+                      beast::bind_front_handler(&WsSession::on_read, shared_from_this()));
 }
 
-void WsSession::on_read(beast::error_code ec, std::size_t) {
+void WsSession::on_read(beast::error_code ec, std::size_t bytes) {
   if (ec) return finish();  // closed, timed out, or too big (Beast has sent 1009)
-  const auto data = buffer_.cdata();
-  if (!closing_) {
-    handle_frame(std::string_view(static_cast<const char*>(data.data()), data.size()));
+  if (closing_) return;     // Beast's close reads on (discarding) until the peer's close frame
+  if (!ws_.is_message_done()) {
+    // Tiny fragments cost work per fragment while no message arrives to be rate-limited.
+    if (bytes < kSmallPiece && ++small_pieces_ > ctx_.settings.max_fragments) {
+      ctx_.metrics.fragment_disconnects.fetch_add(1, std::memory_order_relaxed);
+      return start_close(websocket::close_code::policy_error, "too many fragments");
+    }
+    return do_read();
   }
+  small_pieces_ = 0;
+  const auto data = buffer_.cdata();
+  handle_frame(std::string_view(static_cast<const char*>(data.data()), data.size()));
   buffer_.consume(buffer_.size());
-  do_read();  // keep reading while closing: the peer's close frame completes the handshake
+  if (!closing_) do_read();
 }
 
 void WsSession::handle_frame(std::string_view bytes) {
@@ -161,6 +183,15 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
         return reply_error(ErrorCode::unavailable, "server is shutting down", msg.room_id,
                            msg.request_id);
       }
+      if (!identity_.may_join(msg.room_id)) {
+        return reply_error(ErrorCode::forbidden, "this token may not join room " + msg.room_id,
+                           msg.room_id, msg.request_id);
+      }
+      if (!ctx_.per_ip.allow_join(lease_.address(), std::chrono::steady_clock::now())) {
+        return reply_error(ErrorCode::rate_limited,
+                           "too many JOIN_ROOM from this address; try again later", msg.room_id,
+                           msg.request_id);
+      }
       std::shared_ptr<RoomActor> actor;
       if (auto it = rooms_.find(msg.room_id); it != rooms_.end()) {
         actor = it->second.actor;
@@ -181,7 +212,7 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
         rooms_.emplace(msg.room_id, Membership{actor, actor->uid()});
       }
       RoomActor* raw = actor.get();
-      actor->post([self, raw, m = std::move(msg)](room::Room& r, room::Clock::time_point now) {
+      actor->post([self, raw, m = std::move(msg)](room::Inbox& r, room::Clock::time_point now) {
         raw->pending_joins.fetch_sub(1, std::memory_order_relaxed);
         r.join(self, m, now);
       });
@@ -195,9 +226,13 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
         return reply_error(ErrorCode::not_in_room, "not in room " + msg.room_id, msg.room_id,
                            msg.request_id);
       }
+      if (msg.type == Type::state_update && !identity_.may_write) {
+        return reply_error(ErrorCode::forbidden, "this token is read-only", msg.room_id,
+                           msg.request_id);
+      }
       auto actor = it->second.actor;
       if (msg.type == Type::leave_room) rooms_.erase(it);
-      actor->post([self, m = std::move(msg)](room::Room& r, room::Clock::time_point now) {
+      actor->post([self, m = std::move(msg)](room::Inbox& r, room::Clock::time_point now) {
         switch (m.type) {
           case Type::leave_room: r.leave(self, m, now); break;
           case Type::state_update: r.update(self, m, now); break;
@@ -289,7 +324,7 @@ void WsSession::overflow() {
   auto self = shared_from_this();
   for (auto& [id, membership] : rooms_) {
     awaiting_full_state_.insert(membership.uid);
-    membership.actor->post([self](room::Room& r, room::Clock::time_point t) {
+    membership.actor->post([self](room::Inbox& r, room::Clock::time_point t) {
       r.resync_slow_member(self, t);
     });
   }
@@ -314,7 +349,7 @@ void WsSession::on_write(beast::error_code ec, std::size_t) {
     auto [code, reason] = std::move(*close_after_write_);
     close_after_write_.reset();
     ws_.async_close(websocket::close_reason(code, reason),
-                    [self = shared_from_this()](beast::error_code) {});
+                    [self = shared_from_this()](beast::error_code) { self->finish(); });
     return;
   }
   do_write();
@@ -346,7 +381,7 @@ void WsSession::start_close(websocket::close_code code, std::string reason) {
     return;
   }
   ws_.async_close(websocket::close_reason(code, reason),
-                  [self = shared_from_this()](beast::error_code) {});
+                  [self = shared_from_this()](beast::error_code) { self->finish(); });
 }
 
 void WsSession::finish() {
@@ -359,7 +394,7 @@ void WsSession::finish() {
   auto self = shared_from_this();
   for (auto& [id, membership] : rooms_) {
     membership.actor->post(
-        [self](room::Room& r, room::Clock::time_point now) { r.detach(self, now); });
+        [self](room::Inbox& r, room::Clock::time_point now) { r.detach(self, now); });
   }
   rooms_.clear();
 }

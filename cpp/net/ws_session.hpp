@@ -7,6 +7,11 @@
 // queued frames are dropped and every room the connection is in sends it one FULL_STATE
 // instead (deltas for those rooms are discarded until it arrives); a second overflow within
 // slow_consumer_window closes the connection (1008). Other members never wait for it.
+//
+// Input limits, in the order they apply: the stream's read budget (read_bytes_per_second),
+// max_frame_bytes over a whole message (1009), max_fragments small pieces per message
+// (1008), the message rate, max_message_bytes (TOO_LARGE). The connection's Identity (from
+// its token) decides which rooms it may join and whether it may write.
 #pragma once
 #include <chrono>
 #include <deque>
@@ -22,6 +27,7 @@
 #include "net/context.hpp"
 #include "net/rate_limiter.hpp"
 #include "net/room_actor.hpp"
+#include "net/stream.hpp"
 #include "room/member.hpp"
 
 namespace kasagi::net {
@@ -31,8 +37,9 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
   // `offered_subprotocol`: whether the client offered one (echoed in the handshake response).
-  WsSession(boost::asio::ip::tcp::socket&& socket, Context& ctx, protocol::Format format,
-            bool offered_subprotocol);
+  // `identity`: who the request's token says the client is (anonymous without tokens).
+  WsSession(Stream&& stream, IpLimits::Lease lease, Context& ctx, protocol::Format format,
+            bool offered_subprotocol, room::Identity identity);
   ~WsSession() override;
 
   // Completes the WebSocket handshake for the already-read upgrade request, then reads.
@@ -44,6 +51,7 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   protocol::Format format() const override { return format_; }
   void send(room::Outgoing frame) override;
   void removed_from_room(std::uint64_t room_uid, const std::string& room_id) override;
+  const room::Identity& identity() const override { return identity_; }
 
  private:
   struct Membership {
@@ -66,12 +74,15 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   void start_close(boost::beast::websocket::close_code code, std::string reason);
   void finish();
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::websocket::stream<Stream> ws_;
+  const IpLimits::Lease lease_;
+  const room::Identity identity_;
   boost::asio::steady_timer close_timer_;  // bounds how long a close handshake may take
   Context& ctx_;
   const protocol::Format format_;
   const bool offered_subprotocol_;
   boost::beast::flat_buffer buffer_;
+  std::uint32_t small_pieces_ = 0;  // of the message being read
   RateLimiter limiter_;
   std::optional<std::chrono::steady_clock::time_point> limited_since_;
   std::chrono::steady_clock::time_point last_rejection_{};

@@ -42,4 +42,9 @@ DecodeResult decode(Format f, std::string_view bytes, const DecodeLimits& limits
 // Encodes one message: a JSON text (Format::json) or MessagePack bytes (Format::msgpack).
 std::string encode(Format f, const Message& m);
 
+// One document value as MessagePack, the way room snapshots and the delta log store it
+// (broker/broker.hpp). decode_value returns nullopt for bytes that are not one valid value.
+std::string encode_value(const state::Value& v);
+std::optional<state::Value> decode_value(std::string_view bytes);
+
 }  // namespace kasagi::protocol

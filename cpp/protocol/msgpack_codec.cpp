@@ -72,6 +72,12 @@ void pack_value(Packer& pk, std::string& out, const value& v) {
   }
 }
 
+// The text of a STR object. An empty string may have a null pointer, which must not reach
+// memcpy (undefined behaviour, found by fuzz/decode.cpp): it becomes "".
+std::string_view str_of(const msgpack::object& o) {
+  return o.via.str.size ? std::string_view(o.via.str.ptr, o.via.str.size) : std::string_view("");
+}
+
 // Returns true when `s` is well-formed UTF-8 (no overlong forms, surrogates or code points
 // above U+10FFFF), as JSON requires of every string.
 bool valid_utf8(std::string_view s) {
@@ -129,7 +135,7 @@ std::string to_value(const msgpack::object& o, value& out) {
       out = o.via.f64;
       return {};
     case msgpack::type::STR: {
-      std::string_view s(o.via.str.ptr, o.via.str.size);
+      const std::string_view s = str_of(o);
       if (!valid_utf8(s)) return "strings must be valid UTF-8";
       out = s;
       return {};
@@ -147,7 +153,7 @@ std::string to_value(const msgpack::object& o, value& out) {
       for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
         const auto& kv = o.via.map.ptr[i];
         if (kv.key.type != msgpack::type::STR) return "map keys must be strings";
-        std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+        const std::string_view key = str_of(kv.key);
         if (!valid_utf8(key)) return "strings must be valid UTF-8";
         if (auto why = to_value(kv.val, object[key]); !why.empty()) return why;
       }
@@ -171,11 +177,11 @@ std::string to_frame(const msgpack::object& o, boost::json::object& frame) {
   std::string first_error;
   for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
     const auto& kv = o.via.map.ptr[i];
-    if (kv.key.type != msgpack::type::STR || !valid_utf8({kv.key.via.str.ptr, kv.key.via.str.size})) {
+    if (kv.key.type != msgpack::type::STR || !valid_utf8(str_of(kv.key))) {
       if (first_error.empty()) first_error = "frame: map keys must be UTF-8 strings";
       continue;
     }
-    std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+    const std::string_view key = str_of(kv.key);
     value v;
     if (auto why = to_value(kv.val, v); !why.empty()) {
       if (first_error.empty()) first_error = std::string(key) + ": " + why;
@@ -265,3 +271,29 @@ DecodeResult decode_msgpack(std::string_view bytes, const DecodeLimits& limits) 
 }
 
 }  // namespace kasagi::protocol::detail
+
+namespace kasagi::protocol {
+
+std::string encode_value(const state::Value& v) {
+  std::string out;
+  detail::StringStream stream{out};
+  detail::Packer pk(stream);
+  detail::pack_value(pk, out, v);
+  return out;
+}
+
+std::optional<state::Value> decode_value(std::string_view bytes) {
+  msgpack::object_handle handle;
+  try {
+    std::size_t offset = 0;
+    handle = msgpack::unpack(bytes.data(), bytes.size(), offset);
+    if (offset != bytes.size()) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  state::Value out;
+  if (!detail::to_value(handle.get(), out).empty()) return std::nullopt;
+  return out;
+}
+
+}  // namespace kasagi::protocol

@@ -75,8 +75,10 @@ void Room::send(const MemberPtr& m, HistoryEntry& entry) {
 void Room::broadcast(const Message& msg, const Member* except, Frame* frames) {
   Frame local[2];
   if (!frames) frames = local;
+  const bool delta = msg.type == Type::delta_update;
   for (auto& [pid, p] : players_) {
     if (!p.member || p.member.get() == except) continue;
+    if (delta && p.member->remote()) continue;  // the RoomLink publishes it once for them
     auto& frame = frames[static_cast<int>(p.member->format())];
     if (!frame) {
       frame = std::make_shared<const std::string>(protocol::encode(p.member->format(), msg));
@@ -100,6 +102,26 @@ void Room::send_ack(const MemberPtr& m, const Message& cause) {
   ack.version = version_;
   ack.request_id = cause.request_id;
   send(m, ack);
+}
+
+void Room::send_durable_ack(const MemberPtr& m, const Message& cause) {
+  if (!settings_.ack_when_durable || version_ <= durable_version_) return send_ack(m, cause);
+  pending_acks_.push_back({m, version_, *cause.request_id});
+}
+
+void Room::durable(std::uint64_t version) {
+  if (version > durable_version_) durable_version_ = version;
+  while (!pending_acks_.empty() && pending_acks_.front().version <= durable_version_) {
+    auto& p = pending_acks_.front();
+    Message ack;
+    ack.type = Type::ack;
+    ack.room_id = id_;
+    ack.payload = state::Object();
+    ack.version = p.version;
+    ack.request_id = p.request_id;
+    send(p.member, ack);
+    pending_acks_.pop_front();
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -191,26 +213,31 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   attrs.erase(kRoomType);
   attrs.erase("playerId");  // chosen by the server, never by the client
 
-  // Resume: the same player, no PLAYER_LEFT / PLAYER_JOINED churn.
-  if (token) {
-    auto t = by_token_.find(*token);
-    if (t != by_token_.end()) {
-      Player& p = players_.at(t->second);
-      if (p.member && p.member != m) {
-        MemberPtr old = p.member;
-        release(p);
-        old->removed_from_room(uid_, id_);
-      }
-      flush(now);  // before attaching: the pending delta is not the resumer's next one
-      attach(p, m);
-      const bool same_epoch = !msg.epoch || *msg.epoch == epoch_;
-      if (!(last_version && same_epoch && replay_history(p, *last_version))) {
-        send_full_state(p, now);
-      } else {
-        send_ack(m, msg);  // marks the end of the replayed deltas
-      }
-      return;
+  // Resume: the same player, no PLAYER_LEFT / PLAYER_JOINED churn. A verified player id
+  // names the player itself (its sessionToken is not needed, nor honoured for another id).
+  const std::string& claimed = m->identity().player_id;
+  Player* existing = nullptr;
+  if (!claimed.empty()) {
+    if (auto c = players_.find(claimed); c != players_.end()) existing = &c->second;
+  } else if (token) {
+    if (auto t = by_token_.find(*token); t != by_token_.end()) existing = &players_.at(t->second);
+  }
+  if (existing) {
+    Player& p = *existing;
+    if (p.member && p.member != m) {
+      MemberPtr old = p.member;
+      release(p);
+      old->removed_from_room(uid_, id_);
     }
+    flush(now);  // before attaching: the pending delta is not the resumer's next one
+    attach(p, m);
+    const bool same_epoch = !msg.epoch || *msg.epoch == epoch_;
+    if (!(last_version && same_epoch && replay_history(p, *last_version))) {
+      send_full_state(p, now);
+    } else {
+      send_ack(m, msg);  // marks the end of the replayed deltas
+    }
+    return;
   }
 
   if (players_.size() >= settings_.max_members) {
@@ -221,9 +248,8 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   }
 
   Player p;
-  do {
-    p.id = random_hex(6);
-  } while (players_.count(p.id));
+  p.id = claimed;
+  while (p.id.empty() || players_.count(p.id)) p.id = random_hex(6);
   p.token = random_hex(16);
 
   flush(now);  // members get what is pending first: the join delta starts a fresh batch
@@ -234,6 +260,7 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   state::patch_leaf_paths(path, state::Value(attrs), leaves);
   leaves.push_back(path);
   conflicts_.record(leaves, version_, "");
+  created_sessions_.emplace_back(p.token, p.id);
   flush(now);  // the others see the new entry in a delta the joiner must not get
 
   auto [it, inserted] = players_.emplace(p.id, std::move(p));
@@ -258,7 +285,7 @@ void Room::leave(const MemberPtr& m, const Message& msg, Clock::time_point now) 
   }
   const std::string player_id = p->id;
   remove_player(player_id, "left", now);
-  if (msg.request_id) send_ack(m, msg);  // its version contains the removal
+  if (msg.request_id) send_durable_ack(m, msg);  // its version contains the removal
   m->removed_from_room(uid_, id_);
 }
 
@@ -280,7 +307,7 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
   }
   const state::Value patch(*msg.payload);
   if (msg.payload->empty() && location_exists(target)) {  // {} onto a map: nothing to do
-    if (msg.request_id) send_ack(m, msg);
+    if (msg.request_id) send_durable_ack(m, msg);
     return;
   }
   std::vector<state::Path> leaves;
@@ -315,11 +342,11 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
   if (builder_.apply(state_, target, patch)) {
     ++version_;
     conflicts_.record(leaves, version_, p->id);
-    if (msg.request_id) send_ack(m, msg);
+    if (msg.request_id) send_durable_ack(m, msg);
     changed(now);
     return;
   }
-  if (msg.request_id) send_ack(m, msg);  // nothing changed: already contained in version_
+  if (msg.request_id) send_durable_ack(m, msg);  // nothing changed: contained in version_
 }
 
 void Room::resync(const MemberPtr& m, const Message& msg, Clock::time_point now) {
@@ -390,13 +417,60 @@ void Room::flush(Clock::time_point now) {
 
   HistoryEntry entry{flushed_version_, delta, {}};
   broadcast(*delta, nullptr, entry.frames);
-  if (settings_.delta_history > 0) {
-    history_.push_back(std::move(entry));
-    while (history_.size() > settings_.delta_history) history_.pop_front();
+  if (link_) {
+    auto& msgpack = entry.frames[static_cast<int>(protocol::Format::msgpack)];
+    if (!msgpack) {
+      msgpack = std::make_shared<const std::string>(
+          protocol::encode(protocol::Format::msgpack, *delta));
+    }
+    link_->on_delta(*delta, msgpack, created_sessions_);
   }
+  created_sessions_.clear();
+  if (settings_.delta_history > 0) keep(std::move(entry));
   flushed_version_ = version_;
   metrics_.deltas.fetch_add(1, std::memory_order_relaxed);
   metrics_.tick_duration.observe(std::chrono::duration<double>(Clock::now() - started).count());
+}
+
+void Room::restore(state::Object state, std::uint64_t version, std::uint64_t tick,
+                   const Sessions& sessions, Clock::time_point now) {
+  state_ = std::move(state);
+  if (!state_.contains("players") || !state_["players"].is_object()) {
+    state_["players"] = state::Object();
+  }
+  version_ = flushed_version_ = durable_version_ = version;
+  tick_ = tick;
+  if (settings_.tick_rate > 0) {  // tick_at(now) continues from `tick`
+    created_ = now - std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(static_cast<double>(tick) /
+                                                       settings_.tick_rate));
+  }
+  std::unordered_map<std::string, std::string> token_of;  // playerId -> sessionToken
+  for (const auto& [token, pid] : sessions) token_of[pid] = token;
+  for (const auto& [key, value] : state_["players"].get_object()) {
+    Player p;
+    p.id = std::string(key);
+    auto t = token_of.find(p.id);
+    p.token = t != token_of.end() ? t->second : random_hex(16);  // unknown: not resumable
+    p.grace_deadline = now + settings_.session_grace;
+    by_token_[p.token] = p.id;
+    players_.emplace(p.id, std::move(p));
+  }
+}
+
+Sessions Room::sessions() const {
+  Sessions out;
+  out.reserve(by_token_.size());
+  for (const auto& [token, pid] : by_token_) out.emplace_back(token, pid);
+  return out;
+}
+
+std::vector<std::pair<MemberPtr, std::string>> Room::members() const {
+  std::vector<std::pair<MemberPtr, std::string>> out;
+  for (const auto& [pid, p] : players_) {
+    if (p.member) out.emplace_back(p.member, p.token);
+  }
+  return out;
 }
 
 void Room::send_full_state(Player& p, Clock::time_point now) {
@@ -411,6 +485,26 @@ void Room::send_full_state(Player& p, Clock::time_point now) {
   full.epoch = epoch_;
   full.timestamp = now_ms();
   send(p.member, full);
+}
+
+void Room::keep(HistoryEntry entry) {
+  // Charged before a replay encodes the other format: the decoded message and both
+  // encodings are each about the size of one encoding.
+  const auto json = static_cast<int>(protocol::Format::json);
+  const auto msgpack = static_cast<int>(protocol::Format::msgpack);
+  if (!entry.frames[json] && !entry.frames[msgpack]) {  // no member took it: a replay will
+    entry.frames[msgpack] = std::make_shared<const std::string>(
+        protocol::encode(protocol::Format::msgpack, *entry.message));
+  }
+  const auto& sized = entry.frames[json] ? entry.frames[json] : entry.frames[msgpack];
+  entry.bytes = 3 * sized->size();
+  history_bytes_ += entry.bytes;
+  history_.push_back(std::move(entry));
+  while (!history_.empty() && (history_.size() > settings_.delta_history ||
+                               history_bytes_ > settings_.delta_history_bytes)) {
+    history_bytes_ -= history_.front().bytes;
+    history_.pop_front();
+  }
 }
 
 bool Room::replay_history(Player& p, std::uint64_t from_version) {

@@ -8,6 +8,9 @@
 // one delta [baseVersion, version]. A join, resync or resume in the middle of a tick first
 // flushes the pending changes, so every member's first delta after its FULL_STATE starts
 // exactly at that FULL_STATE's version.
+//
+// Durability. With settings.ack_when_durable, an update's ACK waits until durable() reports
+// its version stored (the RoomLink's broker confirmed the delta that carries it).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -18,20 +21,20 @@
 #include "telemetry/metrics.hpp"
 #include "protocol/codec.hpp"
 #include "room/conflict_index.hpp"
+#include "room/inbox.hpp"
 #include "room/member.hpp"
 #include "room/path_rules.hpp"
+#include "room/room_link.hpp"
 #include "room/settings.hpp"
 #include "state/delta_builder.hpp"
 
 namespace kasagi::room {
 
-using MemberPtr = std::shared_ptr<Member>;
-
-class Room {
+class Room final : public Inbox {
  public:
   Room(std::string id, std::uint64_t uid, const RoomSettings& settings, PathRules rules,
        metrics::Metrics& metrics, Clock::time_point now);
-  ~Room();
+  ~Room() override;
   Room(const Room&) = delete;
   Room& operator=(const Room&) = delete;
 
@@ -45,16 +48,34 @@ class Room {
   bool empty() const { return players_.empty(); }
 
   // The client messages, each answered through Member::send.
-  void join(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now);
-  void leave(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now);
-  void update(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now);
-  void resync(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now);
+  void join(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) override;
+  void leave(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) override;
+  void update(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) override;
+  void resync(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) override;
+  void resync_slow_member(const MemberPtr& m, Clock::time_point now) override;
+  void detach(const MemberPtr& m, Clock::time_point now) override;
 
-  // The connection's send queue overflowed and was emptied: send it a fresh FULL_STATE.
-  void resync_slow_member(const MemberPtr& m, Clock::time_point now);
+  // Continues a room recovered from its snapshot and log: `state` at `version` and `tick`,
+  // with the session tokens of its players. Every player starts disconnected, within its
+  // grace period. Call before anything else happens in the room.
+  void restore(state::Object state, std::uint64_t version, std::uint64_t tick,
+               const Sessions& sessions, Clock::time_point now);
 
-  // The connection is gone: its player stays for the grace period, waiting to be resumed.
-  void detach(const MemberPtr& m, Clock::time_point now);
+  // Deltas go to `link` too (nullptr: to members only).
+  void set_link(RoomLink* link) { link_ = link; }
+
+  // Sends every pending change now (before a snapshot).
+  void flush_now(Clock::time_point now) { flush(now); }
+
+  // Everything up to `version` is stored: send the ACKs that waited for it.
+  void durable(std::uint64_t version);
+
+  // Every player's session: sessionToken -> playerId.
+  Sessions sessions() const;
+
+  // Each connected member with its player's session token (handing members to a new
+  // authority when this one is deposed).
+  std::vector<std::pair<MemberPtr, std::string>> members() const;
 
   // Flushes a due tick and expires grace periods. Call at next_deadline() or later.
   void on_timer(Clock::time_point now);
@@ -73,6 +94,7 @@ class Room {
     std::uint64_t base_version;
     std::shared_ptr<const protocol::Message> message;
     Frame frames[2];  // per Format, encoded on demand
+    std::size_t bytes = 0;  // what it may hold: the message and both frames
   };
 
   Player* attached_player(const Member* m);
@@ -83,6 +105,7 @@ class Room {
   void changed(Clock::time_point now);
   void flush(Clock::time_point now);
   void send_full_state(Player& p, Clock::time_point now);
+  void keep(HistoryEntry entry);  // in history_, within both of its bounds
   bool replay_history(Player& p, std::uint64_t from_version);
   void send(const MemberPtr& m, const protocol::Message& msg);
   void send(const MemberPtr& m, HistoryEntry& entry);
@@ -90,6 +113,7 @@ class Room {
   void send_error(const MemberPtr& m, protocol::ErrorCode code, std::string_view text,
                   const protocol::Message& cause);
   void send_ack(const MemberPtr& m, const protocol::Message& cause);
+  void send_durable_ack(const MemberPtr& m, const protocol::Message& cause);
   std::uint64_t tick_at(Clock::time_point now) const;
   Clock::time_point next_tick_boundary(Clock::time_point now) const;
 
@@ -109,6 +133,16 @@ class Room {
   std::uint64_t tick_ = 0;
   std::optional<Clock::time_point> flush_due_;
   std::deque<HistoryEntry> history_;
+  std::size_t history_bytes_ = 0;  // sum of history_'s HistoryEntry::bytes
+  RoomLink* link_ = nullptr;
+  Sessions created_sessions_;  // since the last delta
+  struct PendingAck {
+    MemberPtr member;
+    std::uint64_t version;
+    std::uint64_t request_id;
+  };
+  std::deque<PendingAck> pending_acks_;  // oldest (lowest version) first
+  std::uint64_t durable_version_ = 0;
 
   std::unordered_map<std::string, Player> players_;        // by playerId
   std::unordered_map<std::string, std::string> by_token_;  // sessionToken -> playerId

@@ -13,6 +13,14 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;           // 0 = pick a free port (Server::port() tells which)
   unsigned threads = 0;                // I/O threads; 0 = one per core
+  std::string static_dir;              // files served over HTTP besides /sync; empty = none
+
+  // Security (docs/security.md)
+  std::string jwt_secret;              // HS256 secret; set: a valid token is required
+  std::string jwt_public_key;          // PEM file: RS256 (RSA) or ES256 (P-256); set: required
+  std::vector<std::string> allowed_origins;  // browser origins allowed to connect; empty = any
+  std::string tls_cert;                // PEM certificate chain; with tls_key the port is TLS
+  std::string tls_key;                 // PEM private key
 
   // Rooms
   double tick_rate = 20.0;             // deltas per second per room; 0 = send at once
@@ -20,6 +28,7 @@ struct ServerConfig {
   std::uint32_t max_rooms = 10000;     // rooms per server (UNAVAILABLE beyond)
   std::uint32_t max_members_per_room = 100;   // ROOM_FULL beyond
   std::uint32_t delta_history = 256;   // deltas kept per room for lastVersion resume
+  std::uint32_t delta_history_bytes = 1024 * 1024;  // and at most this many encoded bytes
   std::uint32_t conflict_window = 4096;  // versions within which CONFLICT can be decided
   std::vector<std::string> writable_paths = {"/players/$self"};  // path rules for STATE_UPDATE
   std::uint32_t max_state_depth = 32;  // nesting depth of maps/arrays in a document
@@ -36,11 +45,29 @@ struct ServerConfig {
   double rate_limit = 100.0;           // messages per second per connection (token bucket)
   double rate_burst = 200.0;           // bucket size
   double rate_limit_close_after = 10.0;  // seconds of continuous limiting before closing (1008)
+  std::uint32_t max_header_bytes = 8 * 1024;  // HTTP request line + headers (431 beyond)
+  std::uint32_t max_header_count = 64;        // HTTP header fields (431 beyond)
+  std::uint32_t max_fragments = 64;    // small pieces per WebSocket message (1008 beyond)
+  bool permessage_deflate = false;     // WebSocket compression offered
+  std::uint32_t read_bytes_per_second = 1024 * 1024;  // per connection; 0 = unlimited
+  std::uint32_t max_connections_per_ip = 256;         // 0 = unlimited
+  double join_rate_per_ip = 20.0;      // JOIN_ROOM per second per IP; 0 = unlimited
+  double join_burst_per_ip = 100.0;    // its bucket size
 
   // Output
   std::uint32_t send_queue_max_bytes = 4 * 1024 * 1024;  // per connection
   std::uint32_t send_queue_max_messages = 4096;          // per connection
   double slow_consumer_window = 10.0;  // a second overflow within this many seconds disconnects
+
+  // Sharing rooms across instances
+  std::string redis;                   // redis://HOST:PORT/DB; empty = embedded broker
+  std::string key_prefix;
+  std::string durability = "auto";     // auto, none, redis, replicated
+  double lease_ttl = 3.0;              // seconds
+  std::uint32_t snapshot_every = 100;  // versions
+  double snapshot_interval = 10.0;     // seconds
+  std::uint32_t ops_max_len = 1000;    // log entries kept per room
+  double wait_timeout = 1.0;           // seconds (durability replicated)
 
   // Lifecycle
   double drain_timeout = 5.0;          // seconds to wait for clients to close on shutdown

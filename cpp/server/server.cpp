@@ -2,16 +2,23 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <future>
+#include <sstream>
 #include <stdexcept>
 
+#include "broker/redis_broker.hpp"
 #include "net/context.hpp"
 #include "net/io_pool.hpp"
+#include "net/jwt.hpp"
 #include "net/listener.hpp"
 #include "net/room_actor.hpp"
+#include "net/tls.hpp"
 #include "net/ws_session.hpp"
 #include "room/path_rules.hpp"
+#include "room/random_id.hpp"
 #include "room/registry.hpp"
+#include "server/memory_releaser.hpp"
 #include "telemetry/log.hpp"
 
 namespace kasagi::server {
@@ -30,6 +37,12 @@ std::string format_number(double v) {  // 20 -> "20", 0.5 -> "0.5"
 
 milliseconds ms(double seconds) { return duration_cast<milliseconds>(duration<double>(seconds)); }
 
+// "auto" resolved: redis with Redis, none without.
+std::string durability(const ServerConfig& c) {
+  if (c.durability != "auto") return c.durability;
+  return c.redis.empty() ? "none" : "redis";
+}
+
 net::NetSettings net_settings(const ServerConfig& c) {
   net::NetSettings s;
   s.handshake_timeout = ms(c.handshake_timeout);
@@ -44,7 +57,36 @@ net::NetSettings net_settings(const ServerConfig& c) {
   s.slow_consumer_window = ms(c.slow_consumer_window);
   s.max_rooms_per_connection = c.max_rooms_per_connection;
   s.max_state_depth = c.max_state_depth;
+  s.allowed_origins = c.allowed_origins;
+  s.max_header_bytes = c.max_header_bytes;
+  s.max_header_count = c.max_header_count;
+  s.max_fragments = c.max_fragments;
+  s.permessage_deflate = c.permessage_deflate;
+  s.read_bytes_per_second = c.read_bytes_per_second;
+  s.max_connections_per_ip = c.max_connections_per_ip;
+  s.join_rate_per_ip = c.join_rate_per_ip;
+  s.join_burst_per_ip = c.join_burst_per_ip;
   return s;
+}
+
+// The token verifier the configuration asks for, or null when tokens are not required.
+// Throws std::invalid_argument naming the setting when the key file is unusable.
+std::shared_ptr<const net::JwtVerifier> make_jwt_verifier(const ServerConfig& c) {
+  if (c.jwt_secret.empty() && c.jwt_public_key.empty()) return nullptr;
+  std::string pem;
+  if (!c.jwt_public_key.empty()) {
+    std::ifstream in(c.jwt_public_key, std::ios::binary);
+    std::ostringstream text;
+    if (!(in && text << in.rdbuf())) {
+      throw std::invalid_argument("jwt_public_key: cannot read " + c.jwt_public_key);
+    }
+    pem = text.str();
+  }
+  try {
+    return std::make_shared<const net::JwtVerifier>(c.jwt_secret, pem);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("jwt_public_key: " + c.jwt_public_key + ": " + e.what());
+  }
 }
 
 room::RoomSettings room_settings(const ServerConfig& c) {
@@ -52,16 +94,44 @@ room::RoomSettings room_settings(const ServerConfig& c) {
   s.tick_rate = c.tick_rate;
   s.max_members = c.max_members_per_room;
   s.delta_history = c.delta_history;
+  s.delta_history_bytes = c.delta_history_bytes;
   s.conflict_window = c.conflict_window;
   s.max_state_depth = c.max_state_depth;
   s.session_grace = duration_cast<room::Clock::duration>(duration<double>(c.session_grace));
   s.writable_paths = c.writable_paths;
+  s.ack_when_durable = durability(c) != "none";
   return s;
+}
+
+net::SharingSettings sharing_settings(const ServerConfig& c) {
+  net::SharingSettings s;
+  s.lease_ttl = ms(c.lease_ttl);
+  s.snapshot_every = c.snapshot_every;
+  s.snapshot_interval = ms(c.snapshot_interval);
+  s.empty_ttl = ms(c.room_empty_ttl);
+  return s;
+}
+
+broker::BrokerOptions broker_options(const ServerConfig& c) {
+  broker::BrokerOptions o;
+  o.key_prefix = c.key_prefix;
+  o.ops_max_len = c.ops_max_len;
+  o.wait_replicas = durability(c) == "replicated" ? 1 : 0;
+  o.wait_timeout = ms(c.wait_timeout);
+  return o;
+}
+
+// The static_dir's files, or none when it is not set. Throws std::invalid_argument when it
+// is not a directory.
+std::optional<net::StaticFiles> static_files(const ServerConfig& c) {
+  if (c.static_dir.empty()) return std::nullopt;
+  return net::StaticFiles(c.static_dir);
 }
 
 }  // namespace
 
-Server::Server(ServerConfig config) : config_(std::move(config)) {
+Server::Server(ServerConfig config, std::shared_ptr<broker::Broker> broker)
+    : config_(std::move(config)), broker_(std::move(broker)) {
   std::string error;
   if (!room::PathRules::parse(config_.writable_paths, error)) throw std::invalid_argument(error);
   if (!log::set_level(config_.log_level)) {
@@ -71,28 +141,56 @@ Server::Server(ServerConfig config) : config_(std::move(config)) {
   if (config_.max_frame_bytes < config_.max_message_bytes) {
     throw std::invalid_argument("max_frame_bytes must be >= max_message_bytes");
   }
+  const auto& d = config_.durability;
+  if (d != "auto" && d != "none" && d != "redis" && d != "replicated") {
+    throw std::invalid_argument("durability must be one of auto, none, redis, replicated");
+  }
+  if ((d == "redis" || d == "replicated") && config_.redis.empty() && !broker_) {
+    throw std::invalid_argument("durability " + d + " needs redis to be set");
+  }
+  if (config_.ops_max_len < 2ull * config_.snapshot_every) {
+    throw std::invalid_argument("ops_max_len must be at least twice snapshot_every");
+  }
+  if (config_.lease_ttl < 0.3) throw std::invalid_argument("lease_ttl must be >= 0.3");
+  static_files(config_);  // fails now rather than at start()
+  if (config_.tls_cert.empty() != config_.tls_key.empty()) {
+    throw std::invalid_argument("tls_cert and tls_key: give both or neither");
+  }
+  // Read now, so a wrong path fails at construction rather than at the first client.
+  jwt_ = make_jwt_verifier(config_);
+  if (!config_.tls_cert.empty()) tls_ = net::make_tls_context(config_.tls_cert, config_.tls_key);
 }
 
 Server::~Server() { stop(); }
 
 void Server::start() {
   if (running_) throw std::logic_error("server already started");
+  auto files = static_files(config_);
   const unsigned n = config_.threads ? config_.threads
                                      : std::max(1u, std::thread::hardware_concurrency());
   pool_ = std::make_unique<net::IoPool>(n);
   std::string error;
   auto rules = *room::PathRules::parse(config_.writable_paths, error);
   const auto settings = room_settings(config_);
-  const auto ttl = duration_cast<room::Clock::duration>(duration<double>(config_.room_empty_ttl));
+  // Without Redis and without a broker shared in this process, the server is alone: its
+  // rooms need no lease, log or snapshot, so it has no broker at all.
+  if ((!broker_ || owns_broker_) && !config_.redis.empty()) {
+    broker_ = std::make_shared<broker::RedisBroker>(config_.redis, broker_options(config_),
+                                                    metrics_);
+    owns_broker_ = true;
+  }
   rooms_ = std::make_unique<room::Registry<net::RoomActor>>(
-      config_.max_rooms,
-      [this, rules, settings, ttl](const std::string& id, std::uint64_t uid) {
-        auto actor = std::make_shared<net::RoomActor>(pool_->next(), *rooms_, id, uid, settings, rules,
-                                                      metrics_, ttl);
+      config_.max_rooms, [this, rules, settings](const std::string& id, std::uint64_t uid) {
+        auto actor =
+            std::make_shared<net::RoomActor>(pool_->next(), *ctx_, id, uid, settings, rules);
         actor->start();
         return actor;
       });
-  ctx_ = std::make_unique<net::Context>(*pool_, net_settings(config_), metrics_, *rooms_);
+  ctx_ = std::make_unique<net::Context>(*pool_, net_settings(config_), metrics_, *rooms_,
+                                        broker_, room::random_hex(6), sharing_settings(config_));
+  ctx_->static_files = std::move(files);
+  ctx_->jwt = jwt_;
+  ctx_->tls = tls_;
   try {
     listener_ = std::make_shared<net::Listener>(*ctx_, config_.host, config_.port);
   } catch (const std::exception& e) {
@@ -108,10 +206,13 @@ void Server::start() {
   for (unsigned i = 0; i < n; ++i) {
     threads_.emplace_back([this, i] { pool_->context(i).run(); });
   }
+  releaser_ = std::make_unique<MemoryReleaser>(std::chrono::seconds(5), 16u << 20);
   running_ = true;
-  log::info("listening on " + config_.host + ":" + std::to_string(port_) + " with " +
+  log::info(std::string("listening on ") + (tls_ ? "TLS " : "") + config_.host + ":" +
+            std::to_string(port_) + " with " +
             std::to_string(n) + " I/O threads, tick rate " + format_number(config_.tick_rate) +
             " Hz");
+  if (ctx_->static_files) log::info("serving files from " + ctx_->static_files->root().string());
 }
 
 void Server::close_all_sessions() {
@@ -154,6 +255,13 @@ void Server::stop() {
   pool_->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  releaser_.reset();
+  // No broker callback may reach an io_context after this: ours stops; a shared one only
+  // finds rooms that are gone (it holds them weakly).
+  if (owns_broker_ && broker_) {
+    broker_->shutdown();
+    broker_.reset();
+  }
   rooms_->clear();
   listener_.reset();
   // Destroying the io_contexts destroys the handlers still queued, and with them the last
@@ -170,16 +278,27 @@ Stats Server::stats() const {
   return {metrics_.connections.load(), metrics_.rooms.load(), metrics_.members.load()};
 }
 
+std::vector<state::Object> Server::session_claims() const {
+  std::vector<state::Object> out;
+  if (!running_) return out;
+  std::lock_guard lock(ctx_->sessions_mutex);
+  for (auto& [raw, weak] : ctx_->sessions) {
+    if (auto s = weak.lock()) out.push_back(s->identity().claims);  // immutable: no race
+  }
+  return out;
+}
+
 std::optional<RoomSnapshot> Server::room_state(const std::string& id) {
   if (!running_) return std::nullopt;
   auto actor = rooms_->find(id);
   if (!actor) return std::nullopt;
   // Shared, not on this stack: if the room is slow and we give up waiting, its handler
   // still has somewhere to write.
-  auto promise = std::make_shared<std::promise<RoomSnapshot>>();
+  auto promise = std::make_shared<std::promise<std::optional<RoomSnapshot>>>();
   auto future = promise->get_future();
-  actor->post([promise](room::Room& r, room::Clock::time_point) {
-    promise->set_value(RoomSnapshot{r.state(), r.version(), r.tick(), r.epoch()});
+  actor->inspect([promise](const room::Room* r) {
+    if (!r) return promise->set_value(std::nullopt);  // another instance is its authority
+    promise->set_value(RoomSnapshot{r->state(), r->version(), r->tick(), r->epoch()});
   });
   if (future.wait_for(std::chrono::seconds(10)) != std::future_status::ready) return std::nullopt;
   return future.get();

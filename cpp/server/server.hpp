@@ -10,12 +10,21 @@
 #include "state/value.hpp"
 #include "telemetry/metrics.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace kasagi::net {
 class IoPool;
+class JwtVerifier;
 class Listener;
 class RoomActor;
 struct Context;
 }  // namespace kasagi::net
+
+namespace kasagi::broker {
+class Broker;
+}
 
 namespace kasagi::room {
 template <class Actor>
@@ -23,6 +32,8 @@ class Registry;
 }
 
 namespace kasagi::server {
+
+class MemoryReleaser;
 
 struct Stats {
   std::int64_t connections = 0;
@@ -39,8 +50,10 @@ struct RoomSnapshot {
 
 class Server {
  public:
-  // Throws std::invalid_argument when the configuration is unusable.
-  explicit Server(ServerConfig config);
+  // Throws std::invalid_argument when the configuration is unusable. `broker`: share rooms
+  // through this broker (several servers in one process on one MemoryBroker) instead of
+  // the one config.redis names (or, without it, none: the server is alone).
+  explicit Server(ServerConfig config, std::shared_ptr<broker::Broker> broker = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -68,16 +81,25 @@ class Server {
   // (or its strand did not answer within 10 s).
   std::optional<RoomSnapshot> room_state(const std::string& id);
 
+  // The verified token claims of every open WebSocket connection ({} for anonymous ones),
+  // in no particular order: a debugging aid, and what room hooks see as `claims`.
+  std::vector<state::Object> session_claims() const;
+
  private:
   void close_all_sessions();
 
   ServerConfig config_;
+  std::shared_ptr<const net::JwtVerifier> jwt_;     // null: no tokens required
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // null: plain TCP
   metrics::Metrics metrics_;
+  std::shared_ptr<broker::Broker> broker_;
+  bool owns_broker_ = false;
   std::unique_ptr<net::IoPool> pool_;
   std::unique_ptr<room::Registry<net::RoomActor>> rooms_;
   std::unique_ptr<net::Context> ctx_;
   std::shared_ptr<net::Listener> listener_;
   std::vector<std::thread> threads_;
+  std::unique_ptr<MemoryReleaser> releaser_;
   std::uint16_t port_ = 0;
   bool running_ = false;
 };

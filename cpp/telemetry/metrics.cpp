@@ -37,6 +37,17 @@ void labelled(std::string& out, const char* name, const char* help, const char* 
 
 }  // namespace
 
+std::string_view to_string(Refusal r) {
+  switch (r) {
+    case Refusal::connections_per_ip: return "connections_per_ip";
+    case Refusal::headers: return "headers";
+    case Refusal::origin: return "origin";
+    case Refusal::token: return "token";
+    case Refusal::tls: return "tls";
+  }
+  return "unknown";
+}
+
 void Histogram::observe(double seconds) {
   std::size_t i = 0;
   while (i < kBounds.size() && seconds > kBounds[i]) ++i;
@@ -85,6 +96,15 @@ std::string Metrics::render() const {
   labelled(out, "kasagi_bytes_out_total", "Bytes queued to clients, by message type.", "type",
            bytes_out, type_name);
   simple(out, "kasagi_deltas_total", "counter", "Deltas produced by rooms.", deltas);
+  simple(out, "kasagi_authority_takeovers_total", "counter",
+         "Rooms this instance recovered from a snapshot and log as their new authority.",
+         authority_takeovers);
+  simple(out, "kasagi_replays_total", "counter", "Log entries replayed while recovering rooms.",
+         replays);
+  simple(out, "kasagi_lease_losses_total", "counter",
+         "Times this instance lost a room's authority lease to another instance.", lease_losses);
+  simple(out, "kasagi_log_repairs_total", "counter",
+         "Snapshots written to repair a room log after appends failed.", log_repairs);
   labelled(out, "kasagi_errors_total", "ERROR messages sent, by code.", "code", errors, code_name);
   simple(out, "kasagi_send_queue_drops_total", "counter",
          "Frames dropped from full per-connection send queues.", send_queue_drops);
@@ -95,8 +115,24 @@ std::string Metrics::render() const {
   simple(out, "kasagi_rate_limit_disconnects_total", "counter",
          "Connections closed for exceeding the message rate for too long.",
          rate_limit_disconnects);
+  simple(out, "kasagi_fragment_disconnects_total", "counter",
+         "Connections closed for sending a message in too many fragments.",
+         fragment_disconnects);
+  labelled(out, "kasagi_refusals_total",
+           "Connections or handshakes refused before a session began, by reason.", "reason",
+           refusals, [](std::size_t i) { return std::string(to_string(static_cast<Refusal>(i))); });
   tick_duration.render(out, "kasagi_tick_duration_seconds",
                        "Time to coalesce, encode and fan out one room delta.");
+  redis_roundtrip.render(out, "kasagi_redis_roundtrip_seconds",
+                         "Time from sending a Redis command to its reply.");
+  simple(out, "kasagi_redis_publish_total", "counter",
+         "Messages published on Redis room channels.", redis_publish);
+  simple(out, "kasagi_redis_received_total", "counter",
+         "Messages received on Redis room channels.", redis_received);
+  simple(out, "kasagi_redis_reconnects_total", "counter",
+         "Redis connections re-established after a loss.", redis_reconnects);
+  simple(out, "kasagi_redis_probe_failures_total", "counter",
+         "Times the pub/sub probe found the subscription silently dead.", redis_probe_failures);
   return out;
 }
 

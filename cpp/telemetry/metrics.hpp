@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include "protocol/message.hpp"
 
 namespace kasagi::metrics {
@@ -27,6 +28,11 @@ class Histogram {
   std::atomic<double> sum_{0.0};
 };
 
+// Why a connection or request was turned away before it became a WebSocket session.
+enum class Refusal : std::uint8_t { connections_per_ip, headers, origin, token, tls };
+inline constexpr int kRefusalCount = 5;
+std::string_view to_string(Refusal r);
+
 struct Metrics {
   Gauge connections{0};
   Counter connections_total{0};
@@ -42,7 +48,20 @@ struct Metrics {
   Counter slow_consumer_resyncs{0};  // queues replaced by a FULL_STATE
   Counter slow_consumer_disconnects{0};
   Counter rate_limit_disconnects{0};
+  Counter fragment_disconnects{0};
+  std::array<Counter, kRefusalCount> refusals{};
   Histogram tick_duration;  // time a room spends coalescing, encoding and fanning out a delta
+  // Authority across instances (net/room_actor.hpp)
+  Counter authority_takeovers{0};  // rooms recovered from a snapshot and log
+  Counter replays{0};              // log entries replayed while recovering rooms
+  Counter lease_losses{0};         // authorities deposed (their lease was taken)
+  Counter log_repairs{0};          // snapshots that repaired a log after failed appends
+  // The Redis broker (cpp/broker/redis_broker.cpp).
+  Histogram redis_roundtrip;         // command sent -> reply
+  Counter redis_publish{0};          // messages published on room channels
+  Counter redis_received{0};         // room channel messages received
+  Counter redis_reconnects{0};       // connections re-established after a loss
+  Counter redis_probe_failures{0};   // pub/sub found silently dead by the probe
 
   void count_in(protocol::Type t, std::size_t bytes) {
     messages_in[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
@@ -51,6 +70,9 @@ struct Metrics {
   void count_out(protocol::Type t, std::size_t bytes) {
     messages_out[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
     bytes_out[static_cast<int>(t)].fetch_add(bytes, std::memory_order_relaxed);
+  }
+  void count_refusal(Refusal r) {
+    refusals[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
   }
   void count_error(protocol::ErrorCode c) {
     errors[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed);

@@ -59,11 +59,18 @@ class ServerConfig:
     host: str
     port: int
     threads: int
+    static_dir: str
+    jwt_secret: str
+    jwt_public_key: str
+    allowed_origins: list[str]
+    tls_cert: str
+    tls_key: str
     tick_rate: float
     room_empty_ttl: float
     max_rooms: int
     max_members_per_room: int
     delta_history: int
+    delta_history_bytes: int
     conflict_window: int
     writable_paths: list[str]
     max_state_depth: int
@@ -76,6 +83,14 @@ class ServerConfig:
     rate_limit: float
     rate_burst: float
     rate_limit_close_after: float
+    max_header_bytes: int
+    max_header_count: int
+    max_fragments: int
+    permessage_deflate: bool
+    read_bytes_per_second: int
+    max_connections_per_ip: int
+    join_rate_per_ip: float
+    join_burst_per_ip: float
     send_queue_max_bytes: int
     send_queue_max_messages: int
     slow_consumer_window: float
@@ -107,3 +122,68 @@ class Server:
         """{"connections", "rooms", "members"}."""
     def room_state(self, room_id: str) -> dict[str, Any] | None:
         """{"state", "version", "tick", "epoch"} of the room, or None if there is none."""
+    def session_claims(self) -> list[dict[str, Any]]:
+        """The verified token claims of every open WebSocket connection ({} if anonymous)."""
+
+# ----------------------------------------------------------------------------------------
+# broker: a blocking test surface over the C++ Broker (tests/broker/test_conformance.py)
+
+_Status = Literal["ok", "fenced", "unavailable"]
+
+class Subscription:
+    """What a Broker delivers on one room's channel, queued until taken."""
+
+    def get(self, timeout: float = 5.0) -> bytes | Literal["gap"] | None:
+        """The next message; "gap" when the subscription was re-established after a break
+        (messages may have been lost); None after ``timeout`` seconds without either."""
+    def close(self) -> None:
+        """Unsubscribes. Safe to call twice."""
+
+class Broker:
+    """A broker (see cpp/broker/broker.hpp for the contract). Every method that waits
+    releases the GIL and raises TimeoutError after ``timeout`` seconds. ``data`` and
+    ``sessions`` fields are bytes (MessagePack); ``epoch`` is a str."""
+
+    def claim(self, room: str, token: str, ttl_ms: int, timeout: float = 10.0) -> tuple[_Status, str]:
+        """Takes or renews the room's lease; returns (status, owner). "fenced": ``owner``
+        holds it; "unavailable": owner is ""."""
+    def release(self, room: str, token: str) -> None:
+        """Gives the lease up if ``token`` holds it (fire and forget)."""
+    def load(self, room: str, timeout: float = 10.0) -> dict[str, Any]:
+        """{"status", "snapshot": dict | None, "ops": [entries after the snapshot]}."""
+    def append(
+        self, room: str, token: str, entry: dict[str, Any], message: bytes, timeout: float = 10.0
+    ) -> _Status:
+        """Appends ``entry`` (data, version, base, tick, epoch, sessions) to the log and
+        publishes ``message``, if ``token`` holds the lease."""
+    def save_snapshot(
+        self, room: str, token: str, snapshot: dict[str, Any], timeout: float = 10.0
+    ) -> _Status:
+        """Replaces the snapshot (data, version, tick, epoch, ts, sessions), if ``token``
+        holds the lease."""
+    def publish(self, room: str, message: bytes) -> None:
+        """Publishes on the room channel (fire and forget)."""
+    def subscribe(self, room: str) -> Subscription: ...
+    def metrics(self) -> str:
+        """The broker's metrics (kasagi_redis_*) in Prometheus text format."""
+    def shutdown(self) -> None:
+        """Stops the broker: nothing pending completes. Safe to call twice."""
+
+def memory_broker(**options: Any) -> Broker:
+    """An in-process broker. Takes the options of redis_broker (those that concern Redis
+    alone are accepted and ignored). Raises TypeError for an unknown option."""
+
+def redis_broker(
+    url: str,
+    *,
+    key_prefix: str = "",
+    ops_max_len: int = 1000,
+    wait_replicas: int = 0,
+    wait_timeout: float = 1.0,
+    command_timeout: float = 2.0,
+    probe_interval: float = 1.0,
+    probe_timeout: float = 3.0,
+) -> Broker:
+    """A broker on Redis at ``url`` (redis://[[user]:password@]host[:port][/db]); connects
+    in the background. Durations in seconds. Raises ValueError for a malformed URL and
+    TypeError for an unknown option."""

@@ -4,6 +4,9 @@
 closed with 1001 "going away", the server waits up to ``drain_timeout`` seconds for them to
 go, and the process exits 0. A second SIGINT (Ctrl-C) ends the process at once.
 
+``kasagi redis up|status|failover-test|down|clean [--sentinel|--cluster]`` runs local
+redis-server processes for development and tests (see :mod:`kasagi.testing.redis_command`).
+
 Settings come from, in increasing precedence: the defaults of :class:`kasagi.Config` (with
 ``host`` 0.0.0.0 here), a TOML file (``--config``), and the command line, which has one
 option per setting (``max_members_per_room`` is ``--max-members-per-room``).
@@ -19,16 +22,21 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from kasagi.config import Config, ConfigError
+from kasagi.config import Config, ConfigError, option_name
 
-__all__ = ["CLI_DEFAULTS", "build_parser", "config_from_args", "main"]
+__all__ = ["CLI_DEFAULTS", "OPTION_ALIASES", "build_parser", "config_from_args", "main"]
 
 #: Where ``kasagi serve`` differs from the library defaults: it is the production entrypoint,
 #: so it listens on every interface (the library listens on loopback only).
 CLI_DEFAULTS: dict[str, Any] = {"host": "0.0.0.0"}
+
+#: Further option names of some settings, for the commands people type most
+#: (``kasagi serve --static clients/js/dist/demo``).
+OPTION_ALIASES: dict[str, tuple[str, ...]] = {"static_dir": ("--static",)}
 
 log = logging.getLogger("kasagi")
 
@@ -90,30 +98,91 @@ def build_parser() -> argparse.ArgumentParser:
         section = f.metadata["section"]
         group = groups.get(section) or serve.add_argument_group(section.lower())
         groups[section] = group
-        option = "--" + f.name.replace("_", "-")
+        options = (option_name(f), *OPTION_ALIASES.get(f.name, ()))
         default = getattr(defaults, f.name)
         kind = _KINDS[f.name]
         help_text = f"{f.metadata['doc']} (default: {_show(default)})".replace("%", "%%")
-        if kind == "paths":
-            group.add_argument(option, dest=f.name, nargs="*", metavar="PATTERN", help=help_text)
+        if kind == "list" and f.metadata["option"]:  # given once per value
+            group.add_argument(*options, dest=f.name, action="append", metavar="VALUE",
+                               help=help_text)
+        elif kind == "list":
+            group.add_argument(*options, dest=f.name, nargs="*", metavar="PATTERN", help=help_text)
+        elif kind == "bool":
+            group.add_argument(*options, dest=f.name, action=argparse.BooleanOptionalAction,
+                               help=help_text)
         elif f.metadata["choices"]:
-            group.add_argument(option, dest=f.name, choices=f.metadata["choices"], help=help_text)
+            group.add_argument(*options, dest=f.name, choices=f.metadata["choices"], help=help_text)
         else:
             group.add_argument(
-                option,
+                *options,
                 dest=f.name,
                 type=_option_type(kind, f.name),
                 metavar={"int": "N", "float": "X", "str": "TEXT"}[kind],
                 help=help_text,
             )
     serve.set_defaults(func=lambda args: _serve(args, serve))
+    _add_redis_parser(commands)
     return parser
+
+
+def _add_redis_parser(commands: Any) -> None:
+    """``kasagi redis ACTION``: local Redis topologies (logic in kasagi.testing)."""
+    redis = commands.add_parser(
+        "redis",
+        help="run a local Redis, Sentinel group or Cluster for development and tests",
+        description="Start, inspect, fail over and stop local redis-server processes. Their "
+        "state (configs, data, logs, pids) lives in --dir, so each command finds what an "
+        "earlier one started.",
+    )
+    redis.add_argument(
+        "action",
+        choices=("up", "status", "failover-test", "down", "clean"),
+        help="up: start (or restart) the topology; status: roles, replication lag and the "
+        "kasagi serve options; failover-test: kill the master and time the failover; "
+        "down: stop every node (data kept); clean: down, then remove --dir",
+    )
+    kind = redis.add_mutually_exclusive_group()
+    kind.add_argument("--sentinel", dest="kind", action="store_const", const="sentinel",
+                      help="up: a master, 2 replicas and 3 Sentinels (deploy/sentinel configs)")
+    kind.add_argument("--cluster", dest="kind", action="store_const", const="cluster",
+                      help="up: a Cluster of 3 masters and 3 replicas")
+    redis.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                       help="the state directory (default: ./.kasagi-redis)")
+    redis.add_argument("--base-port", type=int, metavar="PORT",
+                       help="up: consecutive ports from PORT (default: free ports)")
+    redis.add_argument("--password", metavar="TEXT", help="up: requirepass of the data nodes")
+    redis.add_argument("--down-after", type=int, metavar="MS",
+                       help="up --sentinel: down-after-milliseconds (default 1000)")
+    redis.set_defaults(func=_redis, kind="standalone")
+
+
+def _redis(args: argparse.Namespace) -> int:
+    from kasagi.testing import redis_command
+
+    directory = args.dir or redis_command.DEFAULT_DIR
+    options: dict[str, Any] = {"base_port": args.base_port, "password": args.password}
+    if args.down_after is not None:
+        if args.kind != "sentinel":
+            print("kasagi redis: --down-after goes with --sentinel", file=sys.stderr)
+            return 2
+        options["down_after_ms"] = args.down_after
+    try:
+        if args.action == "up":
+            text = redis_command.up(directory, args.kind, **options)
+        else:
+            action = getattr(redis_command, args.action.replace("-", "_"))
+            text = action(directory)
+    except (redis_command.CommandError, RuntimeError, TimeoutError) as err:
+        print(f"kasagi redis {args.action}: {err}", file=sys.stderr)
+        return 1
+    print(text)
+    return 0
 
 
 def _show(value: Any) -> str:
     if isinstance(value, tuple):
         return " ".join(value) or "none"
-    return str(value)
+    return str(value) if value != "" else "none"
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -133,7 +202,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     except ConfigError as err:
         text = str(err)
         if err.key and text.startswith(f"{err.key}: "):  # name the option, not the field
-            text = f"argument --{err.key.replace('_', '-')}: {text[len(err.key) + 2 :]}"
+            field = next(f for f in dataclasses.fields(Config) if f.name == err.key)
+            text = f"argument {option_name(field)}: {text[len(err.key) + 2 :]}"
         raise ConfigError(text, key=err.key) from None
 
 
@@ -177,7 +247,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return 1
     host = f"[{config.host}]" if ":" in config.host else config.host
     log.info(
-        "kasagi listening on ws://%s:%d/sync (version %s, threads=%s, tick_rate=%g Hz)",
+        "kasagi listening on %s://%s:%d/sync (version %s, threads=%s, tick_rate=%g Hz)",
+        "wss" if config.tls_cert else "ws",
         host,
         server.port,
         _version(),

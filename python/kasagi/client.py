@@ -47,9 +47,10 @@ import itertools
 import json
 import logging
 import random
+import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -93,6 +94,17 @@ EVENT_TYPES = frozenset({"PLAYER_JOINED", "PLAYER_LEFT", "ERROR"})
 NO_RECONNECT_CLOSE_CODES = frozenset({1002, 1003, 1007, 1008, 1009, 1010})
 
 _ws_parameters = inspect.signature(_ws_connect).parameters
+# websockets >= 14 calls it additional_headers, the legacy implementation extra_headers.
+_HEADERS_PARAMETER = (
+    "additional_headers" if "additional_headers" in _ws_parameters else "extra_headers"
+)
+
+
+def _refused(err: Exception) -> bool:
+    """True if a handshake failed because the server refused our credentials (401, 403)."""
+    response = getattr(err, "response", None)
+    status = getattr(response, "status_code", getattr(err, "status_code", None))
+    return status in (401, 403)
 
 
 # ----------------------------------------------------------------------------------------
@@ -243,6 +255,7 @@ class AsyncClient:
         keepalive: float | None = None,
     ) -> None:
         self.url: str | None = None
+        self.urls: list[str] = []
         self.encoding = "json"
         self.auto_reconnect = True
         self.request_timeout = request_timeout
@@ -252,6 +265,8 @@ class AsyncClient:
         self._max_size = max_size
         self._keepalive = keepalive
         self._subprotocols: list[str] | None = None
+        self._token: str | None = None
+        self._ssl: ssl.SSLContext | None = None
 
         self.rooms: dict[str, RoomMirror] = {}
         self.messages: collections.deque[Message] = collections.deque(maxlen=history)
@@ -284,16 +299,20 @@ class AsyncClient:
 
     async def connect(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         encoding: str = "json",
         auto_reconnect: bool = True,
         subprotocols: Iterable[str] | None = None,
+        token: str | None = None,
+        ca_file: str | None = None,
     ) -> AsyncClient:
         """Opens the connection and starts the receive loop; returns ``self``.
 
         Args:
-            url: the server's WebSocket URL, ``ws://host:port/sync``.
+            url: the server's WebSocket URL, ``ws://host:port/sync`` (``wss://`` for TLS);
+                or several instances' URLs: the first is connected to, and a reconnection
+                that fails moves on to the next (with Redis, every instance serves every room).
             encoding: ``"json"`` or ``"msgpack"``; offered as subprotocol
                 ``kasagi.v1.<encoding>``, which the server must accept.
             auto_reconnect: after an unexpected disconnect, reconnect with backoff and resume
@@ -302,9 +321,15 @@ class AsyncClient:
             subprotocols: for conformance tests: offer exactly these subprotocols (maybe
                 none) instead, and accept whatever the server selects. ``encoding`` still
                 chooses the codec.
+            token: a JWT for servers that require one, sent as ``Authorization: Bearer``
+                on every (re)connection. Reconnecting stops when the server refuses it
+                (HTTP 401 or 403).
+            ca_file: for ``wss://``: a PEM file of the certificate authorities to trust
+                instead of the system's (a test or private CA).
 
         Raises:
             RuntimeError: the client is already connected.
+            ValueError: ``ca_file`` was given for a ``ws://`` URL.
             ConnectionError: the server did not select the offered subprotocol.
             websockets.exceptions.InvalidHandshake, OSError, TimeoutError: the connection
                 could not be opened.
@@ -312,7 +337,14 @@ class AsyncClient:
         if self._run_task is not None and not self._run_task.done():
             raise RuntimeError("the client is already connected")
         subprotocol(encoding)  # validates
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("url: give at least one URL")
+        if ca_file is not None and not all(u.startswith("wss://") for u in self.urls):
+            raise ValueError("ca_file is for wss:// URLs only")
+        self._token = token
+        self._ssl = ssl.create_default_context(cafile=ca_file) if ca_file is not None else None
+        self.url = self.urls[0]
         self.encoding = encoding
         self.auto_reconnect = auto_reconnect
         self._subprotocols = list(subprotocols) if subprotocols is not None else None
@@ -338,6 +370,10 @@ class AsyncClient:
         }
         if "proxy" in _ws_parameters:
             kwargs["proxy"] = None  # never route a game connection through an HTTP proxy
+        if self._token is not None:
+            kwargs[_HEADERS_PARAMETER] = {"Authorization": f"Bearer {self._token}"}
+        if self._ssl is not None:
+            kwargs["ssl"] = self._ssl
         ws = await _ws_connect(self.url, **kwargs)
         if self._subprotocols is None and ws.subprotocol != offered[0]:
             await ws.close()
@@ -472,8 +508,11 @@ class AsyncClient:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                log.debug("kasagi client: reconnection failed: %s", err)
+                log.debug("kasagi client: reconnection to %s failed: %s", self.url, err)
+                if _refused(err):  # the same token would be refused again
+                    return None
                 delay = min(delay * 2, self._reconnect_max_delay)
+                self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
                 continue
             if self._closing:
                 await ws.close()
@@ -1067,11 +1106,13 @@ class Client:
 
     def connect(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         encoding: str = "json",
         auto_reconnect: bool = True,
         subprotocols: Iterable[str] | None = None,
+        token: str | None = None,
+        ca_file: str | None = None,
     ) -> Client:
         """Connects (see :meth:`AsyncClient.connect`); returns ``self``."""
         if self._loop is not None:
@@ -1082,7 +1123,12 @@ class Client:
         async def make() -> AsyncClient:
             client = AsyncClient(**options)
             await client.connect(
-                url, encoding=encoding, auto_reconnect=auto_reconnect, subprotocols=subprotocols
+                url,
+                encoding=encoding,
+                auto_reconnect=auto_reconnect,
+                subprotocols=subprotocols,
+                token=token,
+                ca_file=ca_file,
             )
             return client
 

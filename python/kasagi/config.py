@@ -24,6 +24,7 @@ import difflib
 import json
 import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Iterable, Mapping
@@ -36,6 +37,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "docs_markdown",
+    "option_name",
 ]
 
 #: The accepted values of :attr:`Config.log_level`, most verbose first.
@@ -68,6 +70,8 @@ def _setting(
     above: float | None = None,
     maximum: float | None = None,
     choices: tuple[str, ...] | None = None,
+    option: str | None = None,
+    secret: bool = False,
 ) -> Any:
     """Declares one field of Config: its default, what it means and why that default.
 
@@ -80,6 +84,9 @@ def _setting(
         above: a bound the value must exceed (exclusive).
         maximum: the largest allowed value (inclusive).
         choices: the allowed values of a string setting.
+        option: the command-line option when it is not ``--`` + the dashed name (a list
+            setting whose option is given once per value, like ``--allowed-origin``).
+        secret: kept out of ``repr()``, so that logging a Config does not leak it.
     """
     metadata = {
         "section": section,
@@ -89,8 +96,9 @@ def _setting(
         "above": above,
         "maximum": maximum,
         "choices": choices,
+        "option": option,
     }
-    return field(default=default, metadata=metadata)
+    return field(default=default, metadata=metadata, repr=not secret)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,6 +139,67 @@ class Config:
         "blocks a thread, so more threads would only add context switches.",
         minimum=0,
         maximum=4096,
+    )
+
+    static_dir: str = _setting(
+        "",
+        section="Network",
+        doc="Directory whose files are served over plain HTTP on the same port (GET and HEAD; "
+        "`/` is its index.html), e.g. the browser demo `clients/js/dist/demo`. `/sync`, "
+        "`/healthz` and `/metrics` keep priority; paths that would leave the directory "
+        "(`..`, encoded or not, symlinks pointing out) and hidden names are refused. Empty: "
+        "no files are served. `kasagi serve --static DIR` is the same option.",
+        why="Off by default: a synchronization server exposes no files unless asked. One "
+        "port for the page and its WebSocket lets a demo or a small app run without a web "
+        "server in front.",
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Security
+
+    jwt_secret: str = _setting(
+        "",
+        section="Security",
+        doc="Shared secret for HS256 tokens. When it (or jwt_public_key) is set, every "
+        "WebSocket connection must present a valid JWT (`Authorization: Bearer` header or "
+        "`token` query parameter) or is refused with HTTP 401. See docs/security.md.",
+        why="Off: an embedded or test server needs no identity provider. Prefer a TOML file "
+        "readable by the server only to the command line, where other users can see it.",
+        secret=True,
+    )
+    jwt_public_key: str = _setting(
+        "",
+        section="Security",
+        doc="PEM file with the public key that verifies RS256 (an RSA key) or ES256 (a P-256 "
+        "key) tokens; tokens of any other algorithm are refused. Setting it makes tokens "
+        "required, like jwt_secret.",
+        why="Off, as jwt_secret. With a public key the server cannot mint tokens itself, so a "
+        "leaked server configuration does not let anyone in.",
+    )
+    allowed_origins: tuple[str, ...] = _setting(
+        (),
+        section="Security",
+        doc="Origins (`https://game.example.com`) whose browser pages may open WebSocket "
+        "connections; an upgrade with any other `Origin` header is refused with HTTP 403. "
+        "Requests without `Origin` (non-browser clients) are not affected. Empty allows "
+        "every origin. On the command line, one `--allowed-origin` per origin.",
+        why="Off, because only the deployment knows its origins. Set it whenever browsers "
+        "connect with cookies or other ambient credentials: it stops other sites' pages "
+        "from connecting in their users' name.",
+        option="--allowed-origin",
+    )
+    tls_cert: str = _setting(
+        "",
+        section="Security",
+        doc="PEM file with the server's certificate (chain). With tls_key, the port speaks "
+        "TLS only: `wss://` and `https://` for /healthz and /metrics.",
+        why="Off: TLS is often ended at a load balancer in front of the server.",
+    )
+    tls_key: str = _setting(
+        "",
+        section="Security",
+        doc="PEM file with the private key of tls_cert.",
+        why="Set together with tls_cert, or not at all.",
     )
 
     # ------------------------------------------------------------------------------------
@@ -183,6 +252,16 @@ class Config:
         "`lastVersion`) gets the deltas it missed instead of a FULL_STATE. 0 disables it.",
         why="At 20 Hz this covers about 13 s of changes, more than a typical network blip, "
         "while bounding the memory of every room.",
+        minimum=0,
+        maximum=_UINT32_MAX,
+    )
+    delta_history_bytes: int = _setting(
+        1024 * 1024,
+        section="Rooms",
+        doc="Encoded bytes of those deltas kept per room at most: the oldest go first. A "
+        "resume that needs a delta no longer kept gets a FULL_STATE.",
+        why="Bounds a room's memory by size, not only by count: 256 deltas of a 16 KB "
+        "value would otherwise hold several MiB per room, for every room.",
         minimum=0,
         maximum=_UINT32_MAX,
     )
@@ -304,6 +383,83 @@ class Config:
         above=0,
     )
 
+    max_header_bytes: int = _setting(
+        8 * 1024,
+        section="Limits on input",
+        doc="Largest HTTP request line plus headers, in bytes; a larger request is refused "
+        "with HTTP 431 and the connection closed.",
+        why="Real upgrade requests are well under 2 KiB; 8 KiB leaves room for cookies while "
+        "bounding what a header flood can make the server buffer.",
+        minimum=256,
+        maximum=_UINT32_MAX,
+    )
+    max_header_count: int = _setting(
+        64,
+        section="Limits on input",
+        doc="Most HTTP header fields in one request; more are refused with HTTP 431.",
+        why="Browsers send about 15; each field costs an allocation, so thousands of tiny "
+        "ones within max_header_bytes are refused instead of stored.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    max_fragments: int = _setting(
+        64,
+        section="Limits on input",
+        doc="Most small pieces (under 512 bytes: WebSocket fragments, in practice) one message "
+        "may arrive in; beyond, the connection is closed with code 1008.",
+        why="Clients send each message in one frame; a stream of tiny fragments is only a way "
+        "to make the server do work per byte.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    permessage_deflate: bool = _setting(
+        False,
+        section="Limits on input",
+        doc="Offer WebSocket compression (permessage-deflate). Decompressed messages are "
+        "bounded by max_frame_bytes like uncompressed ones.",
+        why="Off: deltas are small, compression costs CPU and memory per connection, and "
+        "compressed input is the classic way to make a server inflate a bomb.",
+    )
+    read_bytes_per_second: int = _setting(
+        1024 * 1024,
+        section="Limits on input",
+        doc="Bytes per second read from one WebSocket connection (a token bucket holding one "
+        "second); beyond it the server stops reading until the budget refills, so TCP slows "
+        "the sender. 0 means unlimited.",
+        why="Covers 100 messages/s of 10 KiB, far above real traffic, and bounds the CPU a "
+        "flood of pings or empty frames can take, which the message rate limit cannot see.",
+        minimum=0,
+        maximum=_UINT32_MAX,
+    )
+    max_connections_per_ip: int = _setting(
+        256,
+        section="Limits on input",
+        doc="Open connections (HTTP and WebSocket) from one IP address; further ones are "
+        "closed as soon as they are accepted. 0 means unlimited.",
+        why="Many players can share one address (NAT, carrier-grade NAT), so it is generous; "
+        "it still stops one host from taking every file descriptor. Set 0 behind a proxy that "
+        "hides client addresses.",
+        minimum=0,
+        maximum=_UINT32_MAX,
+    )
+    join_rate_per_ip: float = _setting(
+        20.0,
+        section="Limits on input",
+        doc="JOIN_ROOM messages per second from one IP address, over all its connections "
+        "(token bucket); beyond it JOIN_ROOM is answered with ERROR RATE_LIMITED. 0 means "
+        "unlimited.",
+        why="A join costs a FULL_STATE and maybe a new room; people join a few rooms a minute, "
+        "while a script spraying joins from many connections is stopped.",
+        minimum=0,
+    )
+    join_burst_per_ip: float = _setting(
+        100.0,
+        section="Limits on input",
+        doc="Token bucket size of join_rate_per_ip: joins one address may make at once.",
+        why="Lets a whole LAN party or a reconnecting office join together.",
+        minimum=1,
+    )
+
     # ------------------------------------------------------------------------------------
     # Output
 
@@ -336,6 +492,79 @@ class Config:
         why="One overflow can be a hiccup and is repaired by a FULL_STATE; two in ten seconds "
         "mean the client cannot keep up and would only slow itself further.",
         minimum=0,
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Sharing rooms across instances
+
+    redis: str = _setting(
+        "",
+        section="Sharing rooms across instances",
+        doc="redis://[user:password@]HOST:PORT[/DB] of the Redis through which several "
+        "instances serve the same rooms (docs/operations.md). Empty: this server alone, "
+        "with the embedded in-memory broker.",
+        why="One process needs no dependency; Redis is opted into when scaling out.",
+    )
+    key_prefix: str = _setting(
+        "",
+        section="Sharing rooms across instances",
+        doc="Put before every Redis key (room:{id}:snapshot becomes PREFIXroom:{id}:snapshot), "
+        "so several deployments can share one Redis.",
+        why="Most deployments own their Redis.",
+    )
+    durability: str = _setting(
+        "auto",
+        section="Sharing rooms across instances",
+        doc="When an update is ACKed: none (once applied), redis (once its delta is in the "
+        "room's Redis log), replicated (once a Redis replica has it too, by WAIT); auto is "
+        "redis with Redis and none without.",
+        why="With Redis, an ACK should survive the instance that gave it: the append costs "
+        "one round trip per tick, not per update.",
+        choices=("auto", "none", "redis", "replicated"),
+    )
+    lease_ttl: float = _setting(
+        3.0,
+        section="Sharing rooms across instances",
+        doc="Seconds a room's authority lease lasts without renewal (renewed every third of "
+        "it). Another instance takes over a dead authority's rooms after at most this long.",
+        why="Short enough for a quick failover, long enough that a GC-free C++ process never "
+        "misses a renewal on a loaded machine.",
+        minimum=0.3,
+    )
+    snapshot_every: int = _setting(
+        100,
+        section="Sharing rooms across instances",
+        doc="Versions between two snapshots of a room (room:{id}:snapshot); a recovering "
+        "authority replays at most this many log entries.",
+        why="A snapshot is the whole document; 100 versions keep replay short and writes rare.",
+        minimum=1,
+        maximum=_UINT32_MAX,
+    )
+    snapshot_interval: float = _setting(
+        10.0,
+        section="Sharing rooms across instances",
+        doc="Seconds after which a changed room is snapshotted even if fewer than "
+        "snapshot_every versions passed.",
+        why="Keeps the snapshot of a slow room recent.",
+        above=0,
+    )
+    ops_max_len: int = _setting(
+        1000,
+        section="Sharing rooms across instances",
+        doc="Entries kept in a room's log (room:{id}:ops); must be at least twice "
+        "snapshot_every, so the entries after the last snapshot are never trimmed.",
+        why="Ten snapshot intervals of history, a few hundred KB per busy room.",
+        minimum=2,
+        maximum=_UINT32_MAX,
+    )
+    wait_timeout: float = _setting(
+        1.0,
+        section="Sharing rooms across instances",
+        doc="With durability replicated: seconds to wait for a replica to confirm a delta "
+        "before the ACK is held back (and retried with the next one).",
+        why="Replication on a healthy link takes milliseconds; a longer wait means a "
+        "replica is down and callers should not hang.",
+        above=0,
     )
 
     # ------------------------------------------------------------------------------------
@@ -374,6 +603,32 @@ class Config:
             )
         if not self.host:
             raise ConfigError("host: must not be empty", key="host")
+        if self.ops_max_len < 2 * self.snapshot_every:
+            raise ConfigError(
+                f"ops_max_len ({self.ops_max_len}) must be at least twice snapshot_every "
+                f"({self.snapshot_every}): entries after a snapshot must never be trimmed",
+                key="ops_max_len",
+            )
+        if self.redis and not self.redis.startswith("redis://"):
+            raise ConfigError(
+                f"redis: must look like redis://HOST:PORT/DB; got {self.redis!r}", key="redis"
+            )
+        if self.durability in ("redis", "replicated") and not self.redis:
+            raise ConfigError(
+                f"durability {self.durability!r} needs redis to be set", key="durability"
+            )
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError(
+                "tls_cert and tls_key: give both (TLS) or neither (plain)",
+                key="tls_cert" if self.tls_cert else "tls_key",
+            )
+        for origin in self.allowed_origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ConfigError(
+                    f"allowed_origins: {origin!r} is not an origin such as "
+                    "'https://game.example.com' (scheme, host, optional port; no path)",
+                    key="allowed_origins",
+                )
         for pattern in self.writable_paths:
             if not pattern.startswith("/"):
                 raise ConfigError(
@@ -484,11 +739,18 @@ class Settings(TypedDict, total=False):
     host: str
     port: int
     threads: int
+    static_dir: str
+    jwt_secret: str
+    jwt_public_key: str
+    allowed_origins: Iterable[str]
+    tls_cert: str
+    tls_key: str
     tick_rate: float
     room_empty_ttl: float
     max_rooms: int
     max_members_per_room: int
     delta_history: int
+    delta_history_bytes: int
     conflict_window: int
     writable_paths: Iterable[str]
     max_state_depth: int
@@ -501,9 +763,25 @@ class Settings(TypedDict, total=False):
     rate_limit: float
     rate_burst: float
     rate_limit_close_after: float
+    max_header_bytes: int
+    max_header_count: int
+    max_fragments: int
+    permessage_deflate: bool
+    read_bytes_per_second: int
+    max_connections_per_ip: int
+    join_rate_per_ip: float
+    join_burst_per_ip: float
     send_queue_max_bytes: int
     send_queue_max_messages: int
     slow_consumer_window: float
+    redis: str
+    key_prefix: str
+    durability: str
+    lease_ttl: float
+    snapshot_every: int
+    snapshot_interval: float
+    ops_max_len: int
+    wait_timeout: float
     drain_timeout: float
     log_level: str
 
@@ -511,11 +789,15 @@ class Settings(TypedDict, total=False):
 # ----------------------------------------------------------------------------------------
 # Validation helpers
 
-# The Python type of each field ("int", "float", "str" or "paths"), from the annotations.
+# The Python type of each field ("int", "float", "str", "bool" or "list" of strings), from
+# the annotations.
 _KINDS: dict[str, str] = {}
 for _name, _hint in typing.get_type_hints(Config).items():
-    _KINDS[_name] = {int: "int", float: "float", str: "str"}.get(_hint, "paths")
+    _KINDS[_name] = {int: "int", float: "float", str: "str", bool: "bool"}.get(_hint, "list")
 del _name, _hint
+
+# scheme://host[:port], as browsers send it in the Origin header.
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#\s@]+", re.IGNORECASE)
 
 
 def _kind_label(kind: str) -> str:
@@ -523,7 +805,8 @@ def _kind_label(kind: str) -> str:
         "int": "an integer",
         "float": "a number",
         "str": "a string",
-        "paths": "a list of strings",
+        "bool": "true or false",
+        "list": "a list of strings",
     }[kind]
 
 
@@ -540,6 +823,8 @@ def _coerce(name: str, kind: str, value: Any) -> Any:
             bad = True
     elif kind == "str":
         bad = not isinstance(value, str)
+    elif kind == "bool":
+        bad = not isinstance(value, bool)
     else:
         if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
             value = tuple(value)
@@ -609,6 +894,13 @@ def _check_names(values: Mapping[str, Any], source: str | None) -> None:
 # Documentation
 
 
+def option_name(f: dataclasses.Field[Any]) -> str:
+    """Returns the ``kasagi serve`` option of a Config field: ``--tick-rate`` for
+    ``tick_rate``, unless the field declares its own (``--allowed-origin``, given once per
+    value)."""
+    return str(f.metadata["option"] or "--" + f.name.replace("_", "-"))
+
+
 def docs_markdown() -> str:
     """Returns the settings reference (docs/configuration.md) as Markdown.
 
@@ -649,7 +941,7 @@ def docs_markdown() -> str:
                 "|---|---|---|---|---|---|",
             ]
         kind = _KINDS[f.name]
-        toml_type = {"int": "integer", "float": "float", "str": "string"}.get(
+        toml_type = {"int": "integer", "float": "float", "str": "string", "bool": "boolean"}.get(
             kind, "array of strings"
         )
         allowed = (
@@ -659,7 +951,7 @@ def docs_markdown() -> str:
         )
         default = json.dumps(defaults.to_dict()[f.name], ensure_ascii=False)
         cells = [
-            f"`{f.name}`<br>`--{f.name.replace('_', '-')}`",
+            f"`{f.name}`<br>`{option_name(f)}`",
             toml_type,
             f"`{default}`",
             allowed,

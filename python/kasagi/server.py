@@ -107,19 +107,25 @@ class Server:
         return int(self._core.port) if self._core is not None else self._config.port
 
     @property
+    def tls(self) -> bool:
+        """True when the server speaks TLS (``tls_cert`` and ``tls_key`` are set)."""
+        return bool(self._config.tls_cert)
+
+    @property
     def url(self) -> str:
-        """The WebSocket URL clients connect to, e.g. ``ws://127.0.0.1:8080/sync``.
+        """The WebSocket URL clients connect to, e.g. ``ws://127.0.0.1:8080/sync``
+        (``wss://`` with TLS).
 
         A wildcard listening address (0.0.0.0, ::) is replaced by the matching loopback
         address, so the URL is always one this machine can connect to.
         """
-        return f"ws://{self._connect_host()}:{self.port}/sync"
+        return f"{'wss' if self.tls else 'ws'}://{self._connect_host()}:{self.port}/sync"
 
     @property
     def http_url(self) -> str:
         """The base URL of the HTTP endpoints, e.g. ``http://127.0.0.1:8080`` (add
-        ``/healthz`` or ``/metrics``)."""
-        return f"http://{self._connect_host()}:{self.port}"
+        ``/healthz`` or ``/metrics``; ``https://`` with TLS)."""
+        return f"{'https' if self.tls else 'http'}://{self._connect_host()}:{self.port}"
 
     def _connect_host(self) -> str:
         host = self._config.host
@@ -147,6 +153,12 @@ class Server:
         None if the server holds no room with that id."""
         result = self._started().room_state(room_id)
         return None if result is None else dict(result)
+
+    def session_claims(self) -> list[dict[str, Any]]:
+        """Returns the verified token claims of every open WebSocket connection, in no
+        particular order (``{}`` for a connection without a token). A debugging aid: room
+        hooks get the claims of the joining connection as ``claims``."""
+        return list(self._started().session_claims())
 
     def _started(self) -> Any:
         if self._core is None:

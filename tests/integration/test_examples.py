@@ -1,15 +1,19 @@
 """The examples run and check themselves: each one must exit 0 and say that it succeeded.
 
 They run as users run them: a separate Python process (this interpreter, importing the same
-kasagi package), against an embedded server and against ``python -m kasagi serve``.
+kasagi package), against an embedded server, against ``python -m kasagi serve``, and (the
+multi-instance example) against instances sharing Redis behind HAProxy.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -45,8 +49,8 @@ def test_arena_bots_with_an_embedded_server() -> None:
     assert_converged(result, rooms=2)
 
 
-def test_arena_bots_against_kasagi_serve(serve_process) -> None:
-    serve = serve_process()  # python -m kasagi serve --port <free>, /healthz answered 200
+def test_arena_bots_against_kasagi_serve(kasagi_instances) -> None:
+    (serve,) = kasagi_instances()  # python -m kasagi serve --port <free>, /healthz answered 200
     result = run_example(
         "arena/bots.py", "--url", serve.url, "--seconds", "2", "--bots", "4", "--rooms", "2",
         "--encoding", "json",
@@ -54,3 +58,26 @@ def test_arena_bots_against_kasagi_serve(serve_process) -> None:
     assert_converged(result, rooms=2)
     code, log = serve.terminate()  # SIGTERM: drains, then exits 0
     assert code == 0, log
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("balance", ["room", "roundrobin"])
+def test_multi_instance_behind_haproxy(balance: str) -> None:
+    """Redis, three ``kasagi serve --redis`` instances and HAProxy: the bots converge with
+    nothing ACKed lost in both modes; hashing on the room keeps each room on one instance,
+    round robin spreads a room's clients (6 connections over 3 instances: 2 each, so each
+    room of 3 clients reaches at least 2)."""
+    result = run_example(
+        "multi_instance/run.py", "--balance", balance, "--seconds", "3", "--rooms", "2",
+        "--clients", "6", timeout=100,
+    )
+    output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, output
+    assert "ACKed updates lost: 0" in result.stdout, output
+    last = result.stdout.splitlines()[-1]
+    if balance == "room":
+        assert last == "OK: converged, 0 ACKed updates lost, every room on one instance", output
+    else:
+        spread = re.fullmatch(r"OK: converged, 0 ACKed updates lost, rooms on (\d) to (\d) "
+                              r"instances", last)
+        assert spread and int(spread[1]) >= 2, output

@@ -23,12 +23,14 @@ SUBPROTOCOL = {"json": "kasagi.v1.json", "msgpack": "kasagi.v1.msgpack"}
 class Wire:
     """One WebSocket connection speaking JSON or MessagePack frames."""
 
-    def __init__(self, url: str, encoding: str = "json", *, offer: bool = True) -> None:
+    def __init__(self, url: str, encoding: str = "json", *, offer: bool = True,
+                 **options: Any) -> None:
+        """``options`` go to websockets' ``connect`` (``additional_headers``, ``ssl``...)."""
         self.encoding = encoding
         protocols = [SUBPROTOCOL[encoding]] if offer else None
         # Entered as a context manager (closed in close()), as websockets >= 17.1 wants.
         self.ws: ClientConnection = connect(url, subprotocols=protocols, max_size=None, max_queue=None,
-                                            open_timeout=5).__enter__()
+                                            open_timeout=5, **options).__enter__()
         self.received: list[dict[str, Any]] = []
 
     def encode(self, msg: dict[str, Any]) -> str | bytes:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kasagi.cli import CLI_DEFAULTS, build_parser, config_from_args, main
-from kasagi.config import Config, ConfigError
+from kasagi.config import Config, ConfigError, option_name
 
 
 def parse(*argv: str) -> Config:
@@ -33,8 +33,8 @@ def test_defaults_listen_everywhere_on_8080() -> None:
 
 def test_every_setting_has_an_option() -> None:
     help_text = build_parser()._subparsers._group_actions[0].choices["serve"].format_help()  # type: ignore[union-attr]
-    for name in Config.field_names():
-        assert f"--{name.replace('_', '-')}" in help_text, name
+    for f in dataclasses.fields(Config):
+        assert option_name(f) in help_text, f.name
 
 
 def test_options_are_converted_to_the_field_types() -> None:
@@ -49,6 +49,32 @@ def test_options_are_converted_to_the_field_types() -> None:
     assert config.log_level == "debug"
     assert config.writable_paths == ("/players/$self", "/board/*")
     assert parse("--writable-paths").writable_paths == ()
+
+
+def test_static_is_another_name_for_static_dir() -> None:
+    assert parse("--static", "site").static_dir == "site"
+    assert parse("--static-dir", "site").static_dir == "site"
+
+
+def test_security_options(tmp_path: Path) -> None:
+    config = parse(
+        "--jwt-secret", "s3cret", "--jwt-public-key", "/keys/jwt.pem",
+        "--allowed-origin", "https://a.example", "--allowed-origin", "http://b.example:8000",
+        "--tls-cert", "/tls/cert.pem", "--tls-key", "/tls/key.pem",
+        "--permessage-deflate", "--max-connections-per-ip", "0",
+    )  # fmt: skip
+    assert config.jwt_secret == "s3cret" and config.jwt_public_key == "/keys/jwt.pem"
+    assert config.allowed_origins == ("https://a.example", "http://b.example:8000")
+    assert (config.tls_cert, config.tls_key) == ("/tls/cert.pem", "/tls/key.pem")
+    assert config.permessage_deflate is True and config.max_connections_per_ip == 0
+    assert parse("--no-permessage-deflate").permessage_deflate is False
+    assert "s3cret" not in repr(config)  # a logged Config does not leak the secret
+    path = tmp_path / "kasagi.toml"
+    path.write_text('allowed_origins = ["https://c.example"]\npermessage_deflate = true\n')
+    assert parse("--config", str(path)).allowed_origins == ("https://c.example",)
+    assert parse("--config", str(path), "--allowed-origin", "https://d.example").allowed_origins == (
+        "https://d.example",
+    )
 
 
 def test_precedence_defaults_then_toml_then_options(tmp_path: Path) -> None:
@@ -71,6 +97,8 @@ def test_precedence_defaults_then_toml_then_options(tmp_path: Path) -> None:
         (["--log-level", "loud"], "invalid choice: 'loud'"),
         (["--no-such-option", "1"], "unrecognized arguments: --no-such-option"),
         (["--max-message-bytes", "2000000"], "max_frame_bytes (1048576) must be at least"),
+        (["--allowed-origin", "example.com"], "argument --allowed-origin: 'example.com' is not"),
+        (["--tls-cert", "c.pem"], "tls_cert and tls_key: give both"),
     ],
 )
 def test_bad_options_exit_2_with_a_clear_message(
@@ -127,8 +155,8 @@ def test_no_command_prints_help_and_returns_2(capsys: pytest.CaptureFixture[str]
 # `kasagi serve` as a process (needs the native core)
 
 
-def test_serve_answers_healthz_and_exits_0_on_sigterm(serve_process: Any) -> None:
-    serve = serve_process("--tick-rate", "10")
+def test_serve_answers_healthz_and_exits_0_on_sigterm(kasagi_instances: Any) -> None:
+    (serve,) = kasagi_instances("--tick-rate", "10")
     with urllib.request.urlopen(serve.http_url + "/healthz", timeout=5) as response:
         assert response.status == 200
         json.loads(response.read())  # a small JSON status
@@ -139,39 +167,39 @@ def test_serve_answers_healthz_and_exits_0_on_sigterm(serve_process: Any) -> Non
     assert "kasagi stopped" in stderr
 
 
-def test_serve_exits_0_on_sigint(serve_process: Any) -> None:
-    serve = serve_process()
-    serve.proc.send_signal(signal.SIGINT)
-    status, stderr = serve.wait()
+def test_serve_exits_0_on_sigint(kasagi_instances: Any) -> None:
+    (serve,) = kasagi_instances()
+    serve.send_signal(signal.SIGINT)
+    status, stderr = serve.wait(15), serve.log_text()
     assert status == 0, stderr
     assert "kasagi received SIGINT" in stderr
 
 
-def test_sigterm_closes_clients_with_1001(serve_process: Any) -> None:
+def test_sigterm_closes_clients_with_1001(kasagi_instances: Any) -> None:
     from kasagi import AsyncClient
 
-    serve = serve_process("--drain-timeout", "5")
+    (serve,) = kasagi_instances("--drain-timeout", "5")
 
     async def scenario() -> tuple[int | None, str | None]:
         client = AsyncClient()
         await client.connect(serve.url, auto_reconnect=False)
         try:
             await client.join("room1", playerName="ada")
-            serve.proc.send_signal(signal.SIGTERM)
+            serve.send_signal(signal.SIGTERM)
             return await client.wait_closed(timeout=10)
         finally:
             await client.close()
 
     code, reason = asyncio.run(scenario())
     assert code == 1001, reason
-    status, stderr = serve.wait()
+    status, stderr = serve.wait(15), serve.log_text()
     assert status == 0, stderr
 
 
-def test_serve_reads_the_toml_file(serve_process: Any, tmp_path: Path) -> None:
+def test_serve_reads_the_toml_file(kasagi_instances: Any, tmp_path: Path) -> None:
     path = tmp_path / "kasagi.toml"
     path.write_text("max_members_per_room = 1\n")
-    serve = serve_process("--config", str(path))
+    (serve,) = kasagi_instances("--config", str(path))
 
     async def scenario() -> str:
         from kasagi import AsyncClient, KasagiError

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kasagi.config import LOG_LEVELS, Config, ConfigError, Settings, docs_markdown
+from kasagi.config import LOG_LEVELS, Config, ConfigError, Settings, docs_markdown, option_name
 
 # The documented defaults (PROTOCOL.md, DESIGN.md, cpp/server/config.hpp), written out once
 # more on purpose: changing a default must be a deliberate act that shows in this test.
@@ -18,11 +18,18 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "port": 8080,
     "threads": 0,
+    "static_dir": "",
+    "jwt_secret": "",
+    "jwt_public_key": "",
+    "allowed_origins": (),
+    "tls_cert": "",
+    "tls_key": "",
     "tick_rate": 20.0,
     "room_empty_ttl": 30.0,
     "max_rooms": 10000,
     "max_members_per_room": 100,
     "delta_history": 256,
+    "delta_history_bytes": 1048576,
     "conflict_window": 4096,
     "writable_paths": ("/players/$self",),
     "max_state_depth": 32,
@@ -35,9 +42,25 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "rate_limit": 100.0,
     "rate_burst": 200.0,
     "rate_limit_close_after": 10.0,
+    "max_header_bytes": 8192,
+    "max_header_count": 64,
+    "max_fragments": 64,
+    "permessage_deflate": False,
+    "read_bytes_per_second": 1048576,
+    "max_connections_per_ip": 256,
+    "join_rate_per_ip": 20.0,
+    "join_burst_per_ip": 100.0,
     "send_queue_max_bytes": 4194304,
     "send_queue_max_messages": 4096,
     "slow_consumer_window": 10.0,
+    "redis": "",
+    "key_prefix": "",
+    "durability": "auto",
+    "lease_ttl": 3.0,
+    "snapshot_every": 100,
+    "snapshot_interval": 10.0,
+    "ops_max_len": 1000,
+    "wait_timeout": 1.0,
     "drain_timeout": 5.0,
     "log_level": "info",
 }
@@ -72,11 +95,12 @@ def test_every_field_is_documented() -> None:
 def test_docs_markdown_lists_every_field_with_its_default() -> None:
     text = docs_markdown()
     assert text.startswith("# Configuration\n")
-    for section in ("Network", "Rooms", "Sessions", "Limits on input", "Output", "Lifecycle"):
+    sections = ("Network", "Security", "Rooms", "Sessions", "Limits on input", "Output")
+    for section in (*sections, "Lifecycle"):
         assert f"\n## {section}\n" in text
     for f in dataclasses.fields(Config):
         row = next(line for line in text.splitlines() if line.startswith(f"| `{f.name}`"))
-        assert f"--{f.name.replace('_', '-')}" in row
+        assert option_name(f) in row
     assert "| `8080` |" in text and '`["/players/$self"]`' in text and "`20.0`" in text
 
 
@@ -167,6 +191,12 @@ def test_replace_merges_and_validates() -> None:
         ({"writable_paths": "/players/$self"}, r"writable_paths: must be a list of strings"),
         ({"writable_paths": ["players/*"]}, r"writable_paths: 'players/\*' is not a JSON Pointer"),
         ({"writable_paths": [1]}, r"writable_paths: must be a list of strings"),
+        ({"allowed_origins": ["https://a.example/"]}, r"allowed_origins: 'https://a.example/'"),
+        ({"allowed_origins": ["*"]}, r"allowed_origins: '\*' is not an origin"),
+        ({"tls_key": "k.pem"}, r"tls_cert and tls_key: give both"),
+        ({"permessage_deflate": 1}, r"permessage_deflate: must be true or false"),
+        ({"max_header_bytes": 100}, r"max_header_bytes: must be between 256"),
+        ({"join_rate_per_ip": -1}, r"join_rate_per_ip: must be >= 0"),
     ],
 )
 def test_invalid_values_are_refused_with_the_setting_named(

@@ -1,0 +1,276 @@
+// kasagi._core.Broker and Subscription: a blocking surface over broker::Broker, for the
+// broker conformance suite (tests/broker) and scripts. Every wait releases the GIL and has
+// a timeout; the broker's own thread never takes the GIL.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <variant>
+
+#include "bindings/bind.hpp"
+#include "broker/memory_broker.hpp"
+#include "broker/redis_broker.hpp"
+
+namespace py = pybind11;
+
+namespace kasagi::bindings {
+namespace {
+
+using namespace kasagi::broker;
+using Seconds = std::chrono::duration<double>;
+
+// A broker and the metrics it counts into, owned together: the shared_ptr<Broker> handed
+// out aliases this holder, so whoever keeps the broker (a Server, later) keeps both.
+struct Owned {
+  metrics::Metrics metrics;
+  std::unique_ptr<Broker> broker;  // destroyed first: it writes to `metrics`
+};
+
+struct PyBroker {
+  std::shared_ptr<Broker> broker;
+  std::shared_ptr<const metrics::Metrics> metrics;
+};
+
+template <class Make>
+PyBroker make_broker(Make make) {
+  auto owned = std::make_shared<Owned>();
+  owned->broker = make(owned->metrics);
+  return {std::shared_ptr<Broker>(owned, owned->broker.get()),
+          std::shared_ptr<const metrics::Metrics>(owned, &owned->metrics)};
+}
+
+std::chrono::milliseconds milliseconds(py::handle seconds) {
+  return std::chrono::milliseconds(std::llround(seconds.cast<double>() * 1000));
+}
+
+// BrokerOptions from keyword arguments; durations in seconds. Throws TypeError for an
+// unknown name.
+BrokerOptions options_from(const py::kwargs& kwargs) {
+  BrokerOptions o;
+  for (auto [key, value] : kwargs) {
+    const auto name = key.cast<std::string>();
+    if (name == "key_prefix") o.key_prefix = value.cast<std::string>();
+    else if (name == "ops_max_len") o.ops_max_len = value.cast<std::uint32_t>();
+    else if (name == "wait_replicas") o.wait_replicas = value.cast<std::uint32_t>();
+    else if (name == "wait_timeout") o.wait_timeout = milliseconds(value);
+    else if (name == "command_timeout") o.command_timeout = milliseconds(value);
+    else if (name == "probe_interval") o.probe_interval = milliseconds(value);
+    else if (name == "probe_timeout") o.probe_timeout = milliseconds(value);
+    else throw py::type_error("unknown broker option '" + name + "'");
+  }
+  return o;
+}
+
+// Starts an operation with a completion `set(T)` and waits for it without the GIL.
+// Raises TimeoutError when it does not complete within `timeout` seconds.
+template <class T, class Start>
+T wait_for(double timeout, Start start) {
+  auto promise = std::make_shared<std::promise<T>>();
+  auto future = promise->get_future();
+  start([promise](T value) { promise->set_value(std::move(value)); });
+  std::future_status status;
+  {
+    py::gil_scoped_release nogil;
+    status = future.wait_for(Seconds(timeout));
+  }
+  if (status != std::future_status::ready) {
+    PyErr_SetString(PyExc_TimeoutError, "the broker did not complete in time");
+    throw py::error_already_set();
+  }
+  return future.get();
+}
+
+const char* status_name(Status s) {
+  switch (s) {
+    case Status::ok: return "ok";
+    case Status::fenced: return "fenced";
+    case Status::unavailable: return "unavailable";
+  }
+  return "?";
+}
+
+template <class T>
+T field(const py::dict& d, const char* key) {
+  return d.contains(key) ? d[key].cast<T>() : T{};
+}
+
+OpEntry entry_from(const py::dict& d) {
+  return {field<std::string>(d, "data"), field<std::uint64_t>(d, "version"),
+          field<std::uint64_t>(d, "base"), field<std::uint64_t>(d, "tick"),
+          field<std::string>(d, "epoch"), field<std::string>(d, "sessions")};
+}
+
+Snapshot snapshot_from(const py::dict& d) {
+  return {field<std::string>(d, "data"), field<std::uint64_t>(d, "version"),
+          field<std::uint64_t>(d, "tick"), field<std::string>(d, "epoch"),
+          field<std::uint64_t>(d, "ts"), field<std::string>(d, "sessions")};
+}
+
+py::dict to_dict(const OpEntry& e) {
+  return py::dict(py::arg("data") = py::bytes(e.data), py::arg("version") = e.version,
+                  py::arg("base") = e.base, py::arg("tick") = e.tick,
+                  py::arg("epoch") = e.epoch, py::arg("sessions") = py::bytes(e.sessions));
+}
+
+py::dict to_dict(const Snapshot& s) {
+  return py::dict(py::arg("data") = py::bytes(s.data), py::arg("version") = s.version,
+                  py::arg("tick") = s.tick, py::arg("epoch") = s.epoch, py::arg("ts") = s.ts,
+                  py::arg("sessions") = py::bytes(s.sessions));
+}
+
+// Queues what the broker delivers until Python takes it.
+class QueueSubscriber final : public Subscriber {
+ public:
+  struct Gap {};
+  using Item = std::variant<std::string, Gap>;
+
+  void on_message(std::string message) override { push(std::move(message)); }
+  void on_gap() override { push(Gap{}); }
+
+  // Returns the next item, or nullopt after `timeout` seconds without one.
+  std::optional<Item> get(double timeout) {
+    std::unique_lock lock(mutex_);
+    if (!ready_.wait_for(lock, Seconds(timeout), [this] { return !items_.empty(); })) {
+      return std::nullopt;
+    }
+    Item item = std::move(items_.front());
+    items_.pop_front();
+    return item;
+  }
+
+ private:
+  void push(Item item) {
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_back(std::move(item));
+    }
+    ready_.notify_one();
+  }
+
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<Item> items_;
+};
+
+struct PySubscription {
+  std::shared_ptr<Broker> broker;
+  std::string room;
+  std::shared_ptr<QueueSubscriber> subscriber;
+
+  py::object get(double timeout) {
+    std::optional<QueueSubscriber::Item> item;
+    {
+      py::gil_scoped_release nogil;
+      item = subscriber->get(timeout);
+    }
+    if (!item) return py::none();
+    if (auto* message = std::get_if<std::string>(&*item)) return py::bytes(*message);
+    return py::str("gap");
+  }
+
+  void close() {
+    if (broker) broker->unsubscribe(room, subscriber.get());
+    broker.reset();
+  }
+};
+
+}  // namespace
+
+void bind_broker(py::module_& m) {
+  py::class_<PySubscription>(m, "Subscription")
+      .def("get", &PySubscription::get, py::arg("timeout") = 5.0)
+      .def("close", &PySubscription::close);
+
+  py::class_<PyBroker>(m, "Broker")
+      .def(
+          "claim",
+          [](PyBroker& b, const std::string& room, const std::string& token, std::int64_t ttl_ms,
+             double timeout) {
+            using Result = std::pair<Status, std::string>;
+            auto [status, owner] = wait_for<Result>(timeout, [&](auto set) {
+              b.broker->claim(room, token, std::chrono::milliseconds(ttl_ms),
+                              [set](Status s, std::string o) { set({s, std::move(o)}); });
+            });
+            return py::make_tuple(status_name(status), owner);
+          },
+          py::arg("room"), py::arg("token"), py::arg("ttl_ms"), py::arg("timeout") = 10.0)
+      .def(
+          "release",
+          [](PyBroker& b, const std::string& room, const std::string& token) {
+            b.broker->release(room, token);
+          },
+          py::arg("room"), py::arg("token"))
+      .def(
+          "load",
+          [](PyBroker& b, const std::string& room, double timeout) {
+            using Result = std::pair<Status, RoomLog>;
+            auto [status, log] = wait_for<Result>(timeout, [&](auto set) {
+              b.broker->load(room, [set](Status s, RoomLog l) { set({s, std::move(l)}); });
+            });
+            py::list ops;
+            for (const auto& e : log.ops) ops.append(to_dict(e));
+            return py::dict(py::arg("status") = status_name(status),
+                            py::arg("snapshot") = log.snapshot ? py::object(to_dict(*log.snapshot))
+                                                               : py::none(),
+                            py::arg("ops") = ops);
+          },
+          py::arg("room"), py::arg("timeout") = 10.0)
+      .def(
+          "append",
+          [](PyBroker& b, const std::string& room, const std::string& token,
+             const py::dict& entry, const py::bytes& message, double timeout) {
+            return status_name(wait_for<Status>(timeout, [&](auto set) {
+              b.broker->append(room, token, entry_from(entry), std::string(message), set);
+            }));
+          },
+          py::arg("room"), py::arg("token"), py::arg("entry"), py::arg("message"),
+          py::arg("timeout") = 10.0)
+      .def(
+          "save_snapshot",
+          [](PyBroker& b, const std::string& room, const std::string& token,
+             const py::dict& snapshot, double timeout) {
+            return status_name(wait_for<Status>(timeout, [&](auto set) {
+              b.broker->save_snapshot(room, token, snapshot_from(snapshot), set);
+            }));
+          },
+          py::arg("room"), py::arg("token"), py::arg("snapshot"), py::arg("timeout") = 10.0)
+      .def(
+          "publish",
+          [](PyBroker& b, const std::string& room, const py::bytes& message) {
+            b.broker->publish(room, std::string(message));
+          },
+          py::arg("room"), py::arg("message"))
+      .def(
+          "subscribe",
+          [](PyBroker& b, const std::string& room) {
+            PySubscription s{b.broker, room, std::make_shared<QueueSubscriber>()};
+            b.broker->subscribe(room, s.subscriber);
+            return s;
+          },
+          py::arg("room"))
+      .def("metrics", [](const PyBroker& b) { return b.metrics->render(); })
+      .def("shutdown", [](PyBroker& b) { b.broker->shutdown(); },
+           py::call_guard<py::gil_scoped_release>());
+
+  m.def(
+      "memory_broker",
+      [](const py::kwargs& kwargs) {
+        return make_broker([options = options_from(kwargs)](metrics::Metrics&) {
+          return std::make_unique<MemoryBroker>(options);
+        });
+      });
+  m.def(
+      "redis_broker",
+      [](const std::string& url, const py::kwargs& kwargs) {
+        return make_broker([&url, options = options_from(kwargs)](metrics::Metrics& metrics) {
+          return std::make_unique<RedisBroker>(url, options, metrics);
+        });
+      },
+      py::arg("url"));
+}
+
+}  // namespace kasagi::bindings

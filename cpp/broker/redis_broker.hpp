@@ -1,0 +1,136 @@
+// The Redis broker: what instances share about a room lives in Redis under the keys of
+// PROTOCOL.md ("Cross-instance (Redis) keys"); docs/redis.md describes its behaviour.
+//
+// Two connections, driven by the broker's own thread (an io_context and one std::thread):
+// one for commands, pipelined in call order (so a publish issued after an append reaches
+// subscribers after it), one for SUBSCRIBE. They live and die together: when either fails
+// (an error, a command unanswered for command_timeout, a lost probe) both are closed, every
+// command in flight completes unavailable, and both are reopened with exponential backoff;
+// once they are back every subscription is renewed and its subscribers get on_gap().
+// While disconnected, commands complete unavailable at once, except in the first
+// kFirstConnectWait (5 s) after construction: until then they wait for the first
+// connection in a bounded queue, so that a server starting alongside Redis does not fail
+// its first joins.
+//
+// The probe: the subscriber connection also subscribes to a channel of its own
+// (<prefix>kasagi:probe:<random id>), on which the command connection publishes every
+// probe_interval. A publish that reaches nobody, or that Redis confirmed more than
+// probe_timeout ago without its message arriving, means that pub/sub silently stopped
+// delivering (a half-open connection, a failover): the connections are renewed.
+#pragma once
+#include <array>
+#include <deque>
+#include <map>
+#include <random>
+#include <thread>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include "broker/asio_hiredis.hpp"
+#include "broker/broker.hpp"
+#include "broker/redis_scripts.hpp"
+#include "broker/redis_url.hpp"
+#include "telemetry/metrics.hpp"
+
+namespace kasagi::broker {
+
+class RedisBroker final : public Broker {
+ public:
+  // `url`: redis://[[user]:password@]host[:port][/db]; throws std::invalid_argument when it
+  // is malformed. Connects in the background: never blocks. `metrics` must outlive it.
+  RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics);
+  ~RedisBroker() override;
+
+  void claim(const std::string& room, const std::string& token, std::chrono::milliseconds ttl,
+             Claimed done) override;
+  void release(const std::string& room, const std::string& token) override;
+  void load(const std::string& room, Loaded done) override;
+  void append(const std::string& room, const std::string& token, OpEntry entry,
+              std::string message, Done done) override;
+  void save_snapshot(const std::string& room, const std::string& token, Snapshot snapshot,
+                     Done done) override;
+  void publish(const std::string& room, std::string message) override;
+  void subscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber) override;
+  void unsubscribe(const std::string& room, const Subscriber* subscriber) override;
+  void shutdown() override;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  using OnReply = RedisConnection::OnReply;
+  // A command as submitted: op(true) sends it, op(false) completes it unavailable.
+  using Op = std::function<void(bool connected)>;
+  enum class Link { down, connecting, up };
+  enum class Channel { none, subscribing, subscribed, unsubscribing };  // on the server
+  struct Room {
+    std::vector<std::weak_ptr<Subscriber>> subscribers;
+    Channel state = Channel::none;
+    bool gap = false;  // the subscribers get on_gap() once the subscription is back
+  };
+  using Rooms = std::map<std::string, Room>;  // by channel name
+
+  // Commands.
+  void submit(Op op);
+  void send(const std::vector<std::string_view>& args, OnReply done,
+            Clock::duration extra = {});
+  void eval(scripts::Script script, const std::vector<std::string_view>& keys,
+            const std::vector<std::string_view>& args, OnReply done);
+  // Connection life cycle.
+  void connect();
+  void open_connections(const boost::asio::ip::tcp::endpoint& endpoint);
+  void handshake(RedisConnection& conn);
+  void load_scripts();
+  void maybe_up();
+  void lose(std::string_view why);
+  // Pub/sub.
+  void on_push(const redisReply& reply);
+  void reconcile(Rooms::iterator it);
+  void deliver(Rooms::iterator it, std::string message);
+  // Probe.
+  void probe_tick();
+  void probe_published(std::uint64_t seq, const redisReply* reply);
+  void probe_received(std::string_view payload);
+  void probe_failed(std::string_view why);
+  void stop();
+
+  template <class F>
+  auto guarded(F f);  // f, ignored once its connections are gone
+
+  const RedisUrl url_;
+  const std::string where_;  // host:port, for the logs
+  const BrokerOptions options_;
+  metrics::Metrics& metrics_;
+  const std::string probe_channel_;
+
+  boost::asio::io_context io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
+  boost::asio::ip::tcp::resolver resolver_{io_};
+  boost::asio::steady_timer retry_timer_{io_};  // backoff, and the connect deadline
+  boost::asio::steady_timer probe_timer_{io_};
+  boost::asio::steady_timer queue_timer_{io_};
+
+  std::shared_ptr<RedisConnection> cmd_, sub_;
+  Link link_ = Link::down;
+  std::uint64_t generation_ = 0;  // one per connection attempt
+  bool cmd_ready_ = false, sub_ready_ = false;
+  bool ever_up_ = false;
+  bool stopped_ = false;
+  std::string last_failure_;  // why the last attempt failed ("" once connected)
+  std::array<std::string, scripts::kAll.size()> sha_;
+  Clock::duration backoff_;
+  std::size_t endpoint_index_ = 0;  // rotates through the resolved addresses on failures
+  std::minstd_rand rng_;
+
+  Clock::time_point queue_until_;  // the end of the first-connection wait
+  std::deque<Op> queue_;            // commands waiting for the first connection
+  Rooms rooms_;
+
+  std::uint64_t probe_seq_ = 0;
+  std::uint64_t probe_seen_ = 0;  // the highest probe received
+  // Probes that Redis confirmed publishing and that have not arrived yet, oldest first.
+  std::deque<std::pair<std::uint64_t, Clock::time_point>> probe_sent_;
+
+  std::thread thread_;
+};
+
+}  // namespace kasagi::broker

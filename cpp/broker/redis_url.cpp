@@ -1,0 +1,91 @@
+#include "broker/redis_url.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+namespace kasagi::broker {
+namespace {
+
+[[noreturn]] void bad(std::string_view url, const std::string& why) {
+  throw std::invalid_argument("invalid Redis URL '" + std::string(url) + "': " + why +
+                              " (expected redis://[[user]:password@]host[:port][/db])");
+}
+
+template <class T>
+bool parse_number(std::string_view s, T& out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+// Decodes %XX escapes; returns false for a malformed one.
+bool percent_decode(std::string_view in, std::string& out) {
+  out.clear();
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    unsigned byte = 0;
+    if (i + 2 >= in.size()) return false;
+    auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, byte, 16);
+    if (ec != std::errc() || end != in.data() + i + 3) return false;
+    out += static_cast<char>(byte);
+    i += 2;
+  }
+  return true;
+}
+
+}  // namespace
+
+RedisUrl parse_redis_url(std::string_view url) {
+  constexpr std::string_view kScheme = "redis://";
+  if (!url.starts_with(kScheme)) bad(url, "it must start with redis://");
+  std::string_view rest = url.substr(kScheme.size());
+  RedisUrl out;
+
+  // Credentials end at the last '@' (an unencoded '@' in a password is then still accepted).
+  if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view cred = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    auto colon = cred.find(':');
+    const bool has_user = colon != std::string_view::npos;
+    std::string_view user = has_user ? cred.substr(0, colon) : std::string_view{};
+    std::string_view password = has_user ? cred.substr(colon + 1) : cred;
+    if (!percent_decode(user, out.user) || !percent_decode(password, out.password)) {
+      bad(url, "malformed %-escape in the credentials");
+    }
+  }
+
+  std::string_view hostport = rest.substr(0, rest.find('/'));
+  if (hostport.size() < rest.size()) {
+    std::string_view db = rest.substr(hostport.size() + 1);
+    if (!db.empty() && !parse_number(db, out.db)) bad(url, "the database must be a number");
+  }
+
+  std::string_view port;
+  if (hostport.starts_with('[')) {
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) bad(url, "missing ']' after the IPv6 address");
+    out.host = hostport.substr(1, close - 1);
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (!after.starts_with(':')) bad(url, "unexpected text after ']'");
+      port = after.substr(1);
+      if (port.empty()) bad(url, "empty port");
+    }
+  } else {
+    auto colon = hostport.find(':');
+    out.host = hostport.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      port = hostport.substr(colon + 1);
+      if (port.empty()) bad(url, "empty port");
+    }
+  }
+  if (out.host.empty()) bad(url, "missing host");
+  if (!port.empty() && (!parse_number(port, out.port) || out.port == 0)) {
+    bad(url, "the port must be a number from 1 to 65535");
+  }
+  return out;
+}
+
+}  // namespace kasagi::broker

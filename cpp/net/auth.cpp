@@ -1,0 +1,74 @@
+#include "net/auth.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+namespace kasagi::net {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes a query value ('+' is a space there). Malformed escapes stay as they are:
+// the token check refuses the result anyway.
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size()) {
+      const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(in[i] == '+' ? ' ' : in[i]);
+  }
+  return out;
+}
+
+// The value of query parameter `name` in `target` ("/sync?a=1&token=x"), or "".
+std::string query_parameter(std::string_view target, std::string_view name) {
+  const auto q = target.find('?');
+  if (q == target.npos) return {};
+  std::string_view query = target.substr(q + 1);
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (eq != pair.npos && pair.substr(0, eq) == name) return percent_decode(pair.substr(eq + 1));
+    if (amp == query.npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string request_token(const http::request_header<>& req) {
+  constexpr std::string_view kBearer = "Bearer ";
+  const std::string_view auth = req[http::field::authorization];
+  if (auth.size() > kBearer.size() &&
+      boost::beast::iequals(auth.substr(0, kBearer.size()), kBearer)) {
+    return std::string(auth.substr(kBearer.size()));
+  }
+  return query_parameter(req.target(), "token");
+}
+
+std::variant<room::Identity, std::string> authenticate(const JwtVerifier& jwt,
+                                                       const http::request_header<>& req) {
+  const std::string token = request_token(req);
+  if (token.empty()) return std::string("a token is required");
+  auto verified = jwt.verify(token, JwtVerifier::unix_now());
+  if (auto* reason = std::get_if<std::string>(&verified)) return std::move(*reason);
+  return room::Identity::from_claims(std::get<boost::json::object>(std::move(verified)));
+}
+
+}  // namespace kasagi::net

@@ -1,0 +1,120 @@
+// A connection's transport: plain TCP, or TLS over TCP when the server has a certificate.
+// One concrete stream type with a runtime choice, so HttpSession and WsSession are written
+// once for both (Beast's "flex" examples template every session on the stream instead).
+//
+// It also carries an optional read budget (limit_reads): once a connection has read its
+// bytes for the moment, the next read waits until the budget refills, and TCP flow control
+// slows the sender. That bounds the CPU any stream of input can take (pings, empty
+// fragments), including what never becomes a message the rate limiter could count.
+#pragma once
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <utility>
+#include <variant>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/teardown.hpp>
+
+namespace kasagi::net {
+
+class Stream {
+ public:
+  using Tcp = boost::beast::tcp_stream;
+  using Tls = boost::beast::ssl_stream<Tcp>;
+  using executor_type = Tcp::executor_type;
+
+  explicit Stream(Tcp&& tcp) : s_(std::move(tcp)) {}
+  Stream(Tcp&& tcp, boost::asio::ssl::context& tls)
+      : s_(std::in_place_type<Tls>, std::move(tcp), tls) {}
+
+  bool tls() const { return std::holds_alternative<Tls>(s_); }
+  executor_type get_executor() { return next_layer().get_executor(); }
+
+  // The TCP stream under it all (beast::get_lowest_layer finds it through this).
+  Tcp& next_layer() {
+    if (auto* tcp = std::get_if<Tcp>(&s_)) return *tcp;
+    return std::get<Tls>(s_).next_layer();
+  }
+
+  // The server side of the TLS handshake. Only for a TLS stream.
+  template <class Handler>
+  void async_handshake(Handler&& handler) {
+    std::get<Tls>(s_).async_handshake(boost::asio::ssl::stream_base::server,
+                                      std::forward<Handler>(handler));
+  }
+
+  // Limits reads to `bytes_per_second` on average, in bursts of one second's worth.
+  // 0: unlimited.
+  void limit_reads(std::uint32_t bytes_per_second) {
+    read_rate_ = bytes_per_second;
+    read_tokens_ = bytes_per_second;
+    refilled_ = Clock::now();
+    if (read_rate_ > 0) read_wait_ = std::make_unique<boost::asio::steady_timer>(get_executor());
+  }
+
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    if (read_rate_ == 0) {
+      auto read = [&](auto& s) { s.async_read_some(buffers, std::forward<Handler>(handler)); };
+      return std::visit(read, s_);
+    }
+    // Throttled: wait while the budget is spent, then read and charge what was read.
+    auto read_now = [this, buffers, h = std::forward<Handler>(handler)](auto&&...) mutable {
+      auto charge = [this, h = std::move(h)](boost::beast::error_code ec, std::size_t n) mutable {
+        read_tokens_ -= static_cast<double>(n);
+        h(ec, n);
+      };
+      std::visit([&](auto& s) { s.async_read_some(buffers, std::move(charge)); }, s_);
+    };
+    const auto wait = read_delay();
+    if (wait <= Clock::duration::zero()) return read_now();
+    // Nobody cancels the wait: when the socket was closed meanwhile, the read fails.
+    read_wait_->expires_after(wait);
+    read_wait_->async_wait(std::move(read_now));
+  }
+
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    std::visit([&](auto& s) { s.async_write_some(buffers, std::forward<Handler>(handler)); }, s_);
+  }
+
+  // For the WebSocket closing handshake (found by argument-dependent lookup).
+  template <class Handler>
+  friend void async_teardown(boost::beast::role_type role, Stream& stream, Handler&& handler) {
+    using boost::beast::websocket::async_teardown;
+    std::visit([&](auto& s) { async_teardown(role, s, std::forward<Handler>(handler)); },
+               stream.s_);
+  }
+  friend void teardown(boost::beast::role_type role, Stream& stream,
+                       boost::beast::error_code& ec) {
+    using boost::beast::websocket::teardown;
+    std::visit([&](auto& s) { teardown(role, s, ec); }, stream.s_);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  // How long the next read must wait for the budget to be positive again.
+  Clock::duration read_delay() {
+    const auto now = Clock::now();
+    const double rate = read_rate_;
+    const double elapsed = std::chrono::duration<double>(now - refilled_).count();
+    read_tokens_ = std::min(rate, read_tokens_ + rate * elapsed);
+    refilled_ = now;
+    if (read_tokens_ > 0) return Clock::duration::zero();
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>((1.0 - read_tokens_) / rate));
+  }
+
+  std::variant<Tcp, Tls> s_;
+  std::uint32_t read_rate_ = 0;
+  double read_tokens_ = 0;
+  Clock::time_point refilled_{};
+  std::unique_ptr<boost::asio::steady_timer> read_wait_;
+};
+
+}  // namespace kasagi::net

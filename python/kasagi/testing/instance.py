@@ -1,0 +1,99 @@
+"""``kasagi serve`` as a subprocess on a loopback port: started, waited for (``/healthz``),
+killed, paused, resumed and restarted on the same port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import weakref
+from pathlib import Path
+from typing import Any
+
+from kasagi.testing.process import ManagedProcess, free_port
+
+__all__ = ["KasagiInstance", "child_env"]
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a child Python process: it imports the same kasagi package as
+    this one (an installed one, or a source tree on PYTHONPATH)."""
+    import kasagi
+
+    env = dict(os.environ)
+    parent = str(Path(kasagi.__file__).absolute().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [parent, env.get("PYTHONPATH")]))
+    return env
+
+
+class KasagiInstance(ManagedProcess):
+    """``python -m kasagi serve --host 127.0.0.1 --port PORT *args`` in a process group of
+    its own, with its log in a file. :meth:`start` returns once ``/healthz`` answers 200.
+
+    Args:
+        *args: more ``kasagi serve`` options, passed through (``"--tick-rate", "30"``,
+            ``*redis.kasagi_args()``).
+        port: the port (default: a free one); kept across restarts.
+        log_path: where stdout and stderr go (default: a temporary file, removed when the
+            object is collected or the interpreter exits).
+        name: a name for messages and logs.
+        python: the interpreter that runs it.
+
+    Example::
+
+        with KasagiInstance("--tick-rate", "20") as instance:
+            client.connect(instance.url)
+            instance.kill(); instance.restart()
+    """
+
+    def __init__(
+        self,
+        *args: str,
+        port: int | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+        name: str = "kasagi",
+        python: str = sys.executable,
+    ) -> None:
+        self.port = port or free_port()
+        if log_path is None:
+            fd, temp = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+            os.close(fd)
+            log_path = temp
+            weakref.finalize(self, Path(temp).unlink, missing_ok=True)
+        argv = [python, "-m", "kasagi", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        super().__init__([*argv, *args], log_path, name=name, env=child_env())
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL, ``ws://127.0.0.1:PORT/sync``."""
+        return f"ws://127.0.0.1:{self.port}/sync"
+
+    @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthz(self, timeout: float = 1.0) -> dict[str, Any] | None:
+        """``GET /healthz`` as a dict when it answers 200, else None (draining, down,
+        paused)."""
+        try:
+            with urllib.request.urlopen(self.http_url + "/healthz", timeout=timeout) as response:
+                return dict(json.loads(response.read())) if response.status == 200 else None
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def ready(self) -> bool:
+        """True once ``/healthz`` answers 200."""
+        return self.healthz() is not None
+
+    def identity(self) -> str:
+        """The ``--port`` option in the command line."""
+        return f"--port {self.port}"
+
+    def terminate(self, timeout: float = 15.0) -> tuple[int | None, str]:
+        """SIGTERM (a graceful drain), waits; returns (exit status, the whole log)."""
+        return self.stop(timeout), self.log_text()

@@ -1,0 +1,220 @@
+"""What only the Redis broker has: its URL, its key layout in Redis, and its behaviour when
+Redis goes away, comes back, stops answering or stops delivering (docs/redis.md)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from .helpers import Make, entry, metric, received, snapshot, until, wait_subscribed
+from .proxy import Proxy
+from .redis_process import RedisProcess, free_port
+
+pytestmark = pytest.mark.redis
+Start = Callable[..., RedisProcess]  # the redis_factory fixture
+
+
+def test_malformed_url_is_rejected() -> None:
+    from kasagi import _core
+
+    for url in ["http://localhost", "redis://", "redis://h:port", "redis://h:0", "redis://h/x",
+                "redis://[::1", "redis://:%zz@h"]:
+        with pytest.raises(ValueError, match="invalid Redis URL"):
+            _core.redis_broker(url)
+
+
+def test_key_layout(redis_broker: Make, redis_server: RedisProcess, room: str) -> None:
+    broker = redis_broker(redis_server.url, key_prefix="game1:")
+    sub = broker.subscribe(room)
+    wait_subscribed(broker, room, sub)
+    assert broker.claim(room, "tok", 10_000)[0] == "ok"
+    assert broker.append(room, "tok", entry(1), b"m1") == "ok"
+    assert broker.save_snapshot(room, "tok", snapshot(1)) == "ok"
+    key = f"game1:room:{{{room}}}:"
+    with redis_server.client() as r:
+        assert sorted(r.call("KEYS", "*")) == [
+            (key + k).encode() for k in ("ops", "owner", "snapshot")
+        ]
+        assert r.call("GET", key + "owner") == b"tok"
+        assert 0 < r.call("PTTL", key + "owner") <= 10_000
+        fields = r.call("HGETALL", key + "snapshot")
+        assert dict(zip(fields[::2], fields[1::2])) == {
+            b"data": snapshot(1)["data"], b"version": b"1", b"tick": b"10", b"epoch": b"e1",
+            b"ts": b"1700000000001", b"sessions": snapshot(1)["sessions"],
+        }
+        assert r.call("TYPE", key + "ops") == b"stream"
+        [[_, fields]] = r.call("XRANGE", key + "ops", "-", "+")
+        assert dict(zip(fields[::2], fields[1::2])) == {
+            b"data": entry(1)["data"], b"version": b"1", b"base": b"0", b"tick": b"10",
+            b"epoch": b"e1", b"sessions": entry(1)["sessions"],
+        }
+        channels = sorted(r.call("PUBSUB", "CHANNELS", "*"))
+        assert channels[0].startswith(b"game1:kasagi:probe:")
+        assert channels[1:] == [(key + "channel").encode()]
+
+
+def test_password_and_database(redis_broker: Make, redis_factory: Start, room: str) -> None:
+    server = redis_factory("--requirepass", "s3cret@x")
+    broker = redis_broker(f"redis://:s3cret%40x@127.0.0.1:{server.port}/2")
+    assert broker.claim(room, "A", 10_000) == ("ok", "A")
+    with server.client() as r:
+        r.call("AUTH", "s3cret@x")
+        r.call("SELECT", "2")
+        assert r.call("GET", f"room:{{{room}}}:owner") == b"A"
+        r.call("ACL", "SETUSER", "kasagi", "on", ">pw:1", "~*", "&*", "+@all")
+    # An ACL user.
+    user = redis_broker(f"redis://kasagi:pw%3A1@127.0.0.1:{server.port}/2")
+    assert user.claim(room, "B", 10_000) == ("fenced", "A")
+
+
+@pytest.mark.slow
+def test_wrong_password(redis_broker: Make, redis_factory: Start, room: str) -> None:
+    server = redis_factory("--requirepass", "s3cret")
+    broker = redis_broker(f"redis://:nope@127.0.0.1:{server.port}")
+    assert broker.claim(room, "B", 10_000) == ("unavailable", "")
+
+
+def test_commands_wait_for_the_first_connection(redis_broker: Make, redis_factory: Start,
+                                                room: str) -> None:
+    port = free_port()
+    broker = redis_broker(f"redis://127.0.0.1:{port}")
+    # Redis starts a moment after the broker: a claim made meanwhile waits for it.
+    threading.Timer(0.5, redis_factory, kwargs={"port": port}).start()
+    start = time.monotonic()
+    assert broker.claim(room, "A", 10_000) == ("ok", "A")
+    assert time.monotonic() - start < 4
+
+
+@pytest.mark.slow
+def test_commands_fail_when_redis_never_comes(redis_broker: Make, room: str) -> None:
+    broker = redis_broker(f"redis://127.0.0.1:{free_port()}")
+    start = time.monotonic()
+    assert broker.claim(room, "A", 10_000) == ("unavailable", "")
+    assert 4 < time.monotonic() - start < 7  # the first-connection wait (5 s)
+    # After that window, commands fail at once.
+    start = time.monotonic()
+    assert broker.claim(room, "A", 10_000) == ("unavailable", "")
+    assert time.monotonic() - start < 0.5
+
+
+def test_outage_and_return(redis_broker: Make, redis_server: RedisProcess, room: str) -> None:
+    a = redis_broker(redis_server.url)
+    b = redis_broker(redis_server.url)
+    sub = b.subscribe(room)
+    wait_subscribed(a, room, sub)
+    assert a.claim(room, "A", 60_000)[0] == "ok"
+    redis_server.kill()
+    # Commands complete unavailable, promptly, while Redis is gone.
+    for _ in range(5):
+        start = time.monotonic()
+        assert a.append(room, "A", entry(1), b"lost") == "unavailable"
+        assert a.claim(room, "A", 60_000) == ("unavailable", "")
+        assert time.monotonic() - start < 1.0
+    redis_server.start()  # same port, empty (nothing was saved)
+    until(lambda: a.claim(room, "A", 60_000)[0] == "ok", 5, "commands work again")
+    # The subscription is back, and its subscriber was told it may have missed messages.
+    assert sub.get(5) == "gap"
+    assert a.append(room, "A", entry(1), b"after") == "ok"
+    assert received(sub, 1) == [b"after"]
+    assert metric(a, "kasagi_redis_reconnects_total") == 1
+    assert metric(b, "kasagi_redis_reconnects_total") == 1
+    assert metric(b, "kasagi_redis_received_total") >= 1
+
+
+def test_killed_subscriber_connection_is_reopened(redis_broker: Make, redis_server: RedisProcess,
+                                                  room: str) -> None:
+    broker = redis_broker(redis_server.url)
+    sub = broker.subscribe(room)
+    wait_subscribed(broker, room, sub)
+    with redis_server.client() as r:
+        assert r.call("CLIENT", "KILL", "TYPE", "pubsub") == 1
+    assert sub.get(5) == "gap"
+    wait_subscribed(broker, room, sub)
+
+
+def test_probe_detects_a_deaf_subscriber_connection(redis_broker: Make, proxy: Proxy,
+                                                    room: str) -> None:
+    broker = redis_broker(proxy.url, probe_interval=0.1, probe_timeout=0.5)
+    sub = broker.subscribe(room)
+    wait_subscribed(broker, room, sub)
+    # The connection stays open and subscribed on the server, but delivers nothing.
+    assert proxy.deafen_subscribers() == 1
+    start = time.monotonic()
+    assert sub.get(3) == "gap"
+    assert time.monotonic() - start < 1.5
+    assert metric(broker, "kasagi_redis_probe_failures_total") == 1
+    wait_subscribed(broker, room, sub)
+
+
+def test_probe_detects_pubsub_on_another_server(redis_broker: Make, redis_factory: Start,
+                                                redis_server: RedisProcess) -> None:
+    other = redis_factory()
+    proxy = Proxy(redis_server.port, subscriber_port=other.port)
+    try:
+        # Commands reach redis_server, SUBSCRIBE `other`: the probe's PUBLISH reaches nobody.
+        broker = redis_broker(proxy.url, probe_interval=0.1)
+        until(lambda: metric(broker, "kasagi_redis_probe_failures_total") >= 1, 3,
+              "the probe noticed")
+    finally:
+        proxy.close()
+
+
+def test_unanswered_commands_time_out(redis_broker: Make, redis_server: RedisProcess,
+                                      room: str) -> None:
+    broker = redis_broker(redis_server.url, command_timeout=0.3)
+    assert broker.claim(room, "A", 10_000)[0] == "ok"
+    with redis_server.client() as r:
+        r.call("CLIENT", "PAUSE", "1500", "ALL")
+    start = time.monotonic()
+    assert broker.claim(room, "A", 10_000) == ("unavailable", "")
+    assert time.monotonic() - start < 1.0
+    until(lambda: broker.claim(room, "A", 10_000)[0] == "ok", 5, "commands work again")
+
+
+def test_commands_in_flight_complete_when_the_connection_drops(redis_broker: Make,
+                                                               redis_server: RedisProcess,
+                                                               room: str) -> None:
+    broker = redis_broker(redis_server.url)
+    assert broker.claim(room, "A", 10_000)[0] == "ok"
+    with redis_server.client() as r:
+        r.call("CLIENT", "PAUSE", "5000", "ALL")  # the next command stays unanswered
+    threading.Timer(0.3, redis_server.kill).start()
+    start = time.monotonic()
+    assert broker.claim(room, "A", 10_000) == ("unavailable", "")
+    assert time.monotonic() - start < 1.5  # the kill, not command_timeout (2 s)
+
+
+def test_flushed_scripts_are_loaded_again(redis_broker: Make, redis_server: RedisProcess,
+                                          room: str) -> None:
+    broker = redis_broker(redis_server.url)
+    assert broker.claim(room, "A", 10_000)[0] == "ok"
+    with redis_server.client() as r:
+        r.call("SCRIPT", "FLUSH")
+    assert broker.claim(room, "A", 10_000) == ("unavailable", "")
+    until(lambda: broker.claim(room, "A", 10_000)[0] == "ok", 5, "the scripts are back")
+
+
+def test_replicated_durability_without_a_replica(redis_broker: Make, redis_server: RedisProcess,
+                                                 room: str) -> None:
+    broker = redis_broker(redis_server.url, wait_replicas=1, wait_timeout=0.2)
+    assert broker.claim(room, "A", 10_000)[0] == "ok"
+    start = time.monotonic()
+    assert broker.append(room, "A", entry(1), b"m") == "unavailable"
+    assert time.monotonic() - start >= 0.2
+    assert broker.append(room, "B", entry(2), b"m") == "fenced"
+
+
+def test_replicated_durability_with_a_replica(redis_broker: Make, redis_factory: Start,
+                                              redis_server: RedisProcess, room: str) -> None:
+    replica = redis_factory("--replicaof", "127.0.0.1", str(redis_server.port))
+    with replica.client() as r:
+        until(lambda: b"master_link_status:up" in r.call("INFO", "replication"), 10,
+              "the replica is in sync")
+    broker = redis_broker(redis_server.url, wait_replicas=1, wait_timeout=2.0)
+    assert broker.claim(room, "A", 10_000)[0] == "ok"
+    assert broker.append(room, "A", entry(1), b"m") == "ok"
+    with replica.client() as r:
+        assert r.call("XLEN", f"room:{{{room}}}:ops") == 1
