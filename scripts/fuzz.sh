@@ -5,7 +5,8 @@
 # with the reproducer in artifacts/fuzz/ and a non-zero exit.
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]   targets: decode_json decode_msgpack
 #                                                merge_patch jwt (default: all)
-# Needs what scripts/setup.sh installs, plus clang (installed here when missing).
+# Needs what scripts/setup.sh installs, plus clang and its libFuzzer/ASan runtime
+# (installed here when missing: the runtime is only a recommended package of clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
@@ -13,11 +14,15 @@ shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(decode_json decode_msgpack merge_patch jwt)
 
-if ! command -v clang++ >/dev/null; then
+missing=()
+for p in clang libclang-rt-14-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "fuzz: installing clang"
+  echo "fuzz: installing ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ \

@@ -21,9 +21,11 @@ namespace {
 constexpr std::chrono::seconds kCloseTimeout{2};
 
 // Pieces of a message shorter than this count against max_fragments. Beast hands a message
-// over as its bytes arrive, so a large frame may come in many pieces; they are small only
-// when the frames are.
-constexpr std::size_t kSmallPiece = 512;
+// over as its bytes arrive, at most one frame's worth at a time: a flood of tiny fragments
+// comes as tiny pieces, while a large frame over a slow link comes in pieces of whatever
+// the network delivered, rarely this small. Larger fragments are bounded anyway: a message
+// holds at most max_message_bytes / kSmallPiece of them.
+constexpr std::size_t kSmallPiece = 64;
 
 std::uint64_t now_ms() {
   using namespace std::chrono;

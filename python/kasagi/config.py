@@ -397,15 +397,15 @@ class Config:
         64,
         section="Limits on input",
         doc="Most HTTP header fields in one request; more are refused with HTTP 431.",
-        why="Browsers send about 15; each field costs an allocation, so thousands of tiny "
-        "ones within max_header_bytes are refused instead of stored.",
+        why="Browsers send about 15; thousands of tiny ones within max_header_bytes are "
+        "refused before any handler sees them.",
         minimum=1,
         maximum=_UINT32_MAX,
     )
     max_fragments: int = _setting(
         64,
         section="Limits on input",
-        doc="Most small pieces (under 512 bytes: WebSocket fragments, in practice) one message "
+        doc="Most small pieces (under 64 bytes: WebSocket fragments, in practice) one message "
         "may arrive in; beyond, the connection is closed with code 1008.",
         why="Clients send each message in one frame; a stream of tiny fragments is only a way "
         "to make the server do work per byte.",

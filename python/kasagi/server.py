@@ -156,8 +156,7 @@ class Server:
 
     def session_claims(self) -> list[dict[str, Any]]:
         """Returns the verified token claims of every open WebSocket connection, in no
-        particular order (``{}`` for a connection without a token). A debugging aid: room
-        hooks get the claims of the joining connection as ``claims``."""
+        particular order (``{}`` for a connection without a token). A debugging aid."""
         return list(self._started().session_claims())
 
     def _started(self) -> Any:

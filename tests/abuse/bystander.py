@@ -29,8 +29,9 @@ def main() -> None:
     with connect(url, sock=sock, subprotocols=["kasagi.v1.json"],  # type: ignore[list-item]
                  additional_headers=headers, max_size=None) as ws:
         ws.send(json.dumps({"type": "JOIN_ROOM", "roomId": "calm"}))
-        while json.loads(ws.recv())["type"] != "FULL_STATE":
+        while (joined := json.loads(ws.recv()))["type"] != "FULL_STATE":
             pass
+        me = joined["payload"]["playerId"]
         print("ready", flush=True)
         request_id = 0
         for line in sys.stdin:
@@ -39,10 +40,13 @@ def main() -> None:
                 request_id += 1
                 started = time.perf_counter()
                 ws.send(json.dumps({"type": "STATE_UPDATE", "roomId": "calm",
-                                    "requestId": request_id, "payload": {"n": request_id}}))
+                                    "requestId": request_id,
+                                    "payload": {"players": {me: {"n": request_id}}}}))
                 while True:
                     msg = json.loads(ws.recv(timeout=30))
-                    if msg["type"] in ("ACK", "ERROR") and msg.get("requestId") == request_id:
+                    if msg.get("requestId") == request_id:
+                        # Refused is not served: the round trip must end in its ACK.
+                        assert msg["type"] == "ACK", msg
                         break
                 latencies.append((time.perf_counter() - started) * 1000)
                 time.sleep(0.02)

@@ -4,6 +4,7 @@ compressed into a bomb, or an endless stream of empty fragments."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 import zlib
 
@@ -51,6 +52,18 @@ def test_legitimate_fragments_still_work(target) -> None:
         text = json.dumps({"type": "PING", "timestamp": 1}).encode()
         sock.sendall(frame(text[:5], fin=False) + frame(text[5:10], opcode=0, fin=False)
                      + frame(text[10:], opcode=0))
+        assert b"PONG" in sock.recv(4096)
+
+
+def test_large_frame_trickling_in_small_pieces_is_accepted(target) -> None:
+    # A slow link: one 12 KB frame whose bytes arrive 100 at a time.
+    server = target()
+    with websocket(server.port) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data = frame(json.dumps({"type": "PING", "timestamp": 1, "pad": "x" * 12_000}).encode())
+        for i in range(0, len(data), 100):
+            sock.sendall(data[i:i + 100])
+            time.sleep(0.002)
         assert b"PONG" in sock.recv(4096)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from .helpers import Make, entry, received, snapshot, wait_subscribed
 
+pytestmark = pytest.mark.tsan  # each broker runs on a thread of its own
 
 
 def test_claim_renew_and_fence(make_broker: Make, room: str) -> None:

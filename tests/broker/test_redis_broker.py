@@ -13,7 +13,7 @@ from .helpers import Make, entry, metric, received, snapshot, until, wait_subscr
 from .proxy import Proxy
 from .redis_process import RedisProcess, free_port
 
-pytestmark = pytest.mark.redis
+pytestmark = [pytest.mark.redis, pytest.mark.tsan]
 Start = Callable[..., RedisProcess]  # the redis_factory fixture
 
 

@@ -3,6 +3,7 @@ server over real sockets (docs/security.md)."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 import urllib.request
@@ -225,3 +226,22 @@ def test_tls_serves_wss_healthz_and_metrics(make_server, tmp_path: Path) -> None
     with pytest.raises(ssl.SSLError):
         Wire(server.url, ssl=ssl.create_default_context())
     assert server.stats()["connections"] <= 1
+
+
+def test_tls_handshake_that_never_completes_is_dropped(make_server, tmp_path: Path) -> None:
+    # Slow-loris on TLS: a TCP connection that never sends its ClientHello, and one that
+    # stops half-way through the TLS handshake. Both are cut after handshake_timeout.
+    cert, key = self_signed_certificate(tmp_path)
+    server = make_server(tls_cert=str(cert), tls_key=str(key), handshake_timeout=0.5)
+    port = int(server.http_url.rsplit(":", 1)[1].split("/")[0])
+    silent = socket.create_connection(("127.0.0.1", port))
+    hello_only = socket.create_connection(("127.0.0.1", port))
+    # The first bytes of a ClientHello record: a handshake record of 512 bytes, never sent.
+    hello_only.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
+    for sock in (silent, hello_only):
+        sock.settimeout(10)  # 20 times the timeout: a server that waits on fails here
+        with sock:
+            try:
+                assert sock.recv(4096) == b""  # closed by the server
+            except ConnectionResetError:
+                pass  # closed too, less politely

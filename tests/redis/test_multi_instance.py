@@ -53,6 +53,7 @@ def assert_consistent(report: Any) -> None:
     assert report.updates_acked > 0, report.summary()
 
 
+@pytest.mark.tsan
 @pytest.mark.parametrize("count", [2, 3])
 def test_clients_on_several_instances_converge(
     redis_server: RedisServer, kasagi_instances: Any, count: int
