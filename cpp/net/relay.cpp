@@ -20,6 +20,11 @@ Relay::Relay(std::shared_ptr<broker::Broker> broker, std::string room_id,
       self_(std::move(self)),
       metrics_(metrics) {}
 
+Relay::~Relay() {
+  metrics_.members.fetch_sub(static_cast<std::int64_t>(by_conn_.size()),
+                             std::memory_order_relaxed);
+}
+
 void Relay::set_authority(const std::string& instance) {
   if (instance == authority_) return;
   const bool had_one = !authority_.empty();
@@ -33,6 +38,7 @@ std::uint64_t Relay::conn_of(const room::MemberPtr& m) {
   const std::uint64_t conn = next_conn_++;
   conn_by_member_[m.get()] = conn;
   by_conn_[conn].member = m;
+  metrics_.members.fetch_add(1, std::memory_order_relaxed);  // connected here: ours to count
   return conn;
 }
 
@@ -111,6 +117,7 @@ void Relay::drop(std::uint64_t conn, bool tell_member) {
   room::MemberPtr m = std::move(it->second.member);
   conn_by_member_.erase(m.get());
   by_conn_.erase(it);
+  metrics_.members.fetch_sub(1, std::memory_order_relaxed);
   if (tell_member) m->removed_from_room(room_uid_, room_id_);
 }
 
@@ -214,6 +221,9 @@ void Relay::heartbeat(room::Clock::time_point now) {
 std::vector<Relay::Handover> Relay::take_members() {
   std::vector<Handover> out;
   for (auto& [conn, l] : by_conn_) out.push_back({l.member, l.token, l.join});
+  // The room they join counts them now.
+  metrics_.members.fetch_sub(static_cast<std::int64_t>(by_conn_.size()),
+                             std::memory_order_relaxed);
   by_conn_.clear();
   conn_by_member_.clear();
   return out;

@@ -33,6 +33,7 @@ class Relay final : public room::Inbox {
 
   Relay(std::shared_ptr<broker::Broker> broker, std::string room_id, std::uint64_t room_uid,
         std::string self, metrics::Metrics& metrics);
+  ~Relay();
 
   const std::string& authority() const { return authority_; }
   // The instance that holds the lease now; a change makes every member join again.

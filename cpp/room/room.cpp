@@ -50,7 +50,7 @@ Room::Room(std::string id, std::uint64_t uid, const RoomSettings& settings, Path
 
 Room::~Room() {
   for (auto& [pid, p] : players_) {
-    if (p.member) metrics_.members.fetch_sub(1, std::memory_order_relaxed);
+    if (p.member && !p.member->remote()) metrics_.members.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -136,14 +136,15 @@ void Room::attach(Player& p, const MemberPtr& m) {
   release(p);
   p.member = m;
   attached_[m.get()] = p.id;
-  metrics_.members.fetch_add(1, std::memory_order_relaxed);
+  // Members of other instances are counted there (by their relay).
+  if (!m->remote()) metrics_.members.fetch_add(1, std::memory_order_relaxed);
 }
 
 void Room::release(Player& p) {
   if (!p.member) return;
   attached_.erase(p.member.get());
+  if (!p.member->remote()) metrics_.members.fetch_sub(1, std::memory_order_relaxed);
   p.member.reset();
-  metrics_.members.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Room::remove_player(const std::string& player_id, std::string_view reason,

@@ -230,3 +230,23 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.02)
+
+
+def test_each_instance_counts_the_members_connected_to_it(
+    redis_server: RedisServer, kasagi_instances: Any
+) -> None:
+    import kasagi
+
+    a, b = kasagi_instances(*redis_server.kasagi_args(), count=2)
+    clients = [kasagi.Client().connect(url) for url in [a.url] * 2 + [b.url] * 3]
+    try:
+        for client in clients:
+            client.join("counted")
+        wait_until(lambda: (a.healthz() or {}).get("members") == 2
+                   and (b.healthz() or {}).get("members") == 3, 10,
+                   "each instance counts its own members, authority or relay")
+    finally:
+        for client in clients:
+            client.close()
+    wait_until(lambda: (a.healthz() or {}).get("members") == 0
+               and (b.healthz() or {}).get("members") == 0, 10, "and none once they left")
