@@ -30,7 +30,7 @@ class Wire:
         protocols = [SUBPROTOCOL[encoding]] if offer else None
         # Entered as a context manager (closed in close()), as websockets >= 17.1 wants.
         self.ws: ClientConnection = connect(url, subprotocols=protocols, max_size=None, max_queue=None,
-                                            open_timeout=5, **options).__enter__()
+                                            open_timeout=20, **options).__enter__()
         self.received: list[dict[str, Any]] = []
 
     def encode(self, msg: dict[str, Any]) -> str | bytes:
