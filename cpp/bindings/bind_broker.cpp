@@ -271,6 +271,21 @@ void bind_broker(py::module_& m) {
         });
       },
       py::arg("url"));
+  m.def(
+      "sentinel_broker",
+      [](const std::string& sentinels, const std::string& master_name,
+         const std::string& password, const std::string& sentinel_password,
+         const py::kwargs& kwargs) {
+        SentinelSettings settings{.sentinels = parse_host_list(sentinels, "sentinels"),
+                                  .master_name = master_name,
+                                  .password = sentinel_password};
+        return make_broker([&settings, &password,
+                            options = options_from(kwargs)](metrics::Metrics& metrics) {
+          return std::make_unique<RedisBroker>(settings, password, options, metrics);
+        });
+      },
+      py::arg("sentinels"), py::arg("master_name"), py::kw_only(), py::arg("password") = "",
+      py::arg("sentinel_password") = "");
 }
 
 }  // namespace kasagi::bindings

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstdio>
 #include <future>
+#include <stdexcept>
 #include <boost/asio/post.hpp>
 #include "broker/redis_records.hpp"
 #include "telemetry/log.hpp"
@@ -37,15 +38,41 @@ std::string random_id() {
   return buf;
 }
 
+// Sentinel mode: the master's address comes later; its password now.
+RedisUrl master_url(std::string password) {
+  RedisUrl url;
+  url.password = std::move(password);
+  return url;
+}
+
+SentinelSettings checked(SentinelSettings s) {
+  if (s.sentinels.empty()) throw std::invalid_argument("sentinel: no Sentinel address given");
+  if (s.master_name.empty()) throw std::invalid_argument("master_name: must not be empty");
+  return s;
+}
+
 }  // namespace
 
 RedisBroker::RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics)
-    : url_(parse_redis_url(url)),
-      where_(url_.host + ":" + std::to_string(url_.port)),
+    : RedisBroker(parse_redis_url(url), std::nullopt, std::move(options), metrics) {}
+
+RedisBroker::RedisBroker(SentinelSettings sentinel, std::string password, BrokerOptions options,
+                         metrics::Metrics& metrics)
+    : RedisBroker(master_url(std::move(password)), checked(std::move(sentinel)),
+                  std::move(options), metrics) {}
+
+RedisBroker::RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel,
+                         BrokerOptions options, metrics::Metrics& metrics)
+    : url_(std::move(url)),
+      where_(sentinel ? "master '" + sentinel->master_name + "' (Sentinel)"
+                      : url_.host + ":" + std::to_string(url_.port)),
       options_(std::move(options)),
       metrics_(metrics),
       probe_channel_(options_.key_prefix + "kasagi:probe:" + random_id()),
       guard_(io_.get_executor()),
+      sentinel_(sentinel ? std::make_unique<SentinelDiscovery>(io_, std::move(*sentinel),
+                                                               options_.command_timeout)
+                         : nullptr),
       backoff_(kFirstBackoff),
       rng_(std::random_device{}()),
       queue_until_(Clock::now() + kFirstConnectWait),
@@ -76,6 +103,17 @@ void RedisBroker::connect() {
   retry_timer_.async_wait(guarded([this](const boost::system::error_code& ec) {
     if (!ec) lose("no connection within command_timeout");
   }));
+  if (!sentinel_) return resolve();
+  sentinel_->ask(guarded([this](std::optional<HostPort> master, const std::string& why) {
+    if (!master) return lose("no Sentinel named the master: " + why);
+    url_.host = master->host;
+    url_.port = master->port;
+    where_ = master->host + ":" + std::to_string(master->port);
+    resolve();
+  }));
+}
+
+void RedisBroker::resolve() {
   resolver_.async_resolve(
       url_.host, std::to_string(url_.port),
       guarded([this](const boost::system::error_code& ec,
@@ -85,6 +123,22 @@ void RedisBroker::connect() {
         std::advance(it, endpoint_index_ % results.size());
         open_connections(it->endpoint());
       }));
+}
+
+// Sentinel mode, while connected: asks the Sentinels again and moves to the master they
+// name if it is another one. No answer keeps the current master (the probe watches it).
+void RedisBroker::check_master() {
+  master_timer_.expires_after(options_.probe_interval);
+  master_timer_.async_wait(guarded([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    sentinel_->ask(guarded([this](std::optional<HostPort> master, const std::string&) {
+      if (master && (master->host != url_.host || master->port != url_.port)) {
+        return lose("the Sentinels name " + master->host + ":" +
+                    std::to_string(master->port) + " as the master now");
+      }
+      check_master();
+    }));
+  }));
 }
 
 void RedisBroker::open_connections(const boost::asio::ip::tcp::endpoint& endpoint) {
@@ -121,6 +175,15 @@ void RedisBroker::handshake(RedisConnection& conn) {
     }
   }
   if (url_.db != 0) conn.command({"SELECT", std::to_string(url_.db)}, check);
+  // A Sentinel's answer may be stale (a failover under way): the master must say so itself.
+  if (sentinel_ && &conn == cmd_.get()) {
+    conn.command({"ROLE"}, guarded([this](const redisReply* r) {
+      if (r == nullptr) return;  // the connection is gone: `lost` says so
+      const bool master = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                          reply_text(*r->element[0]) == "master";
+      if (!master) lose(where_ + " is not a master (yet)");
+    }));
+  }
 }
 
 // Scripts are loaded on every new command connection (the server may have restarted or
@@ -154,6 +217,7 @@ void RedisBroker::maybe_up() {
   probe_seen_ = probe_seq_;
   probe_sent_.clear();
   probe_tick();
+  if (sentinel_) check_master();
   for (auto it = rooms_.begin(); it != rooms_.end();) reconcile(it++);
   auto queued = std::move(queue_);
   queue_.clear();
@@ -180,6 +244,7 @@ void RedisBroker::lose(std::string_view why) {
   ++generation_;
   resolver_.cancel();
   probe_timer_.cancel();
+  master_timer_.cancel();
   probe_sent_.clear();
   for (auto& [channel, room] : rooms_) {
     room.state = Channel::none;
@@ -245,11 +310,12 @@ void RedisBroker::eval(scripts::Script script, const std::vector<std::string_vie
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
   send(argv, [this, done = std::move(done)](const redisReply* r) {
+    const std::string_view error =
+        r != nullptr && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len) : "";
     // Someone ran SCRIPT FLUSH: a new connection loads the scripts again.
-    if (r != nullptr && r->type == REDIS_REPLY_ERROR &&
-        std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
-      lose("the scripts were flushed");
-    }
+    if (error.starts_with("NOSCRIPT")) lose("the scripts were flushed");
+    // A demoted master: find the new one (Sentinel mode) or wait for this one to return.
+    if (error.starts_with("READONLY")) lose("the server became a replica");
     done(r);
   });
 }
@@ -303,30 +369,41 @@ void RedisBroker::append(const std::string& room, const std::string& token, OpEn
     const std::string max_len = std::to_string(options_.ops_max_len);
     std::vector<std::string_view> args{token, max_len, channel, message};
     args.insert(args.end(), fields.begin(), fields.end());
-    // The script's result, read when the WAIT that follows it (if any) completes.
-    auto stored = std::make_shared<Status>(Status::unavailable);
-    auto count = [this, stored](const redisReply* r) {
-      *stored = script_status(r);
-      if (*stored == Status::ok) metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
-    };
-    const auto replicas = options_.wait_replicas;
-    if (replicas == 0) {
-      return eval(scripts::kAppendScript, {owner, ops}, args,
-                  [count, stored, done = std::move(done)](const redisReply* r) mutable {
-                    count(r);
-                    done(*stored);
-                  });
-    }
-    eval(scripts::kAppendScript, {owner, ops}, args, count);
-    send({"WAIT", std::to_string(replicas), std::to_string(options_.wait_timeout.count())},
-         [stored, replicas, done = std::move(done)](const redisReply* r) {
-           if (*stored != Status::ok) return done(*stored);
-           const bool enough = r != nullptr && r->type == REDIS_REPLY_INTEGER &&
-                               r->integer >= static_cast<long long>(replicas);
-           done(enough ? Status::ok : Status::unavailable);
-         },
-         options_.wait_timeout);
+    write(scripts::kAppendScript, {owner, ops}, args,
+          [this](const redisReply* r) {
+            const Status s = script_status(r);
+            if (s == Status::ok) metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
+            return s;
+          },
+          std::move(done));
   });
+}
+
+// Runs a script that writes; `status` reads its reply. With wait_replicas, a WAIT follows
+// it, and `done` gets ok only once enough replicas confirmed the write (so that it
+// survives a failover).
+void RedisBroker::write(scripts::Script script, const std::vector<std::string_view>& keys,
+                        const std::vector<std::string_view>& args,
+                        std::function<Status(const redisReply*)> status, Done done) {
+  const auto replicas = options_.wait_replicas;
+  if (replicas == 0) {
+    return eval(script, keys, args,
+                [status = std::move(status), done = std::move(done)](const redisReply* r) {
+                  done(status(r));
+                });
+  }
+  // The write's result, read when the WAIT that follows it completes.
+  auto stored = std::make_shared<Status>(Status::unavailable);
+  eval(script, keys, args,
+       [stored, status = std::move(status)](const redisReply* r) { *stored = status(r); });
+  send({"WAIT", std::to_string(replicas), std::to_string(options_.wait_timeout.count())},
+       [stored, replicas, done = std::move(done)](const redisReply* r) {
+         if (*stored != Status::ok) return done(*stored);
+         const bool enough = r != nullptr && r->type == REDIS_REPLY_INTEGER &&
+                             r->integer >= static_cast<long long>(replicas);
+         done(enough ? Status::ok : Status::unavailable);
+       },
+       options_.wait_timeout);
 }
 
 void RedisBroker::save_snapshot(const std::string& room, const std::string& token,
@@ -337,8 +414,7 @@ void RedisBroker::save_snapshot(const std::string& room, const std::string& toke
     if (!connected) return done(Status::unavailable);
     std::vector<std::string_view> args{token};
     args.insert(args.end(), fields.begin(), fields.end());
-    eval(scripts::kSaveSnapshotScript, {owner, key}, args,
-         [done = std::move(done)](const redisReply* r) { done(script_status(r)); });
+    write(scripts::kSaveSnapshotScript, {owner, key}, args, script_status, std::move(done));
   });
 }
 
@@ -495,6 +571,8 @@ void RedisBroker::stop() {
   retry_timer_.cancel();
   probe_timer_.cancel();
   queue_timer_.cancel();
+  master_timer_.cancel();
+  if (sentinel_) sentinel_->close();
   guard_.reset();
 }
 

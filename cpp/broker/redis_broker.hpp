@@ -12,6 +12,12 @@
 // connection in a bounded queue, so that a server starting alongside Redis does not fail
 // its first joins.
 //
+// Sentinel mode: the master's address comes from the Sentinels (SentinelDiscovery) on every
+// connection attempt, and is confirmed with ROLE on the command connection before anything
+// else; while connected, the Sentinels are asked again every probe_interval (a
+// +switch-master can be missed), and a different answer, or a READONLY reply, renews the
+// connections on the new master (the subscriptions follow, with on_gap()).
+//
 // The probe: the subscriber connection also subscribes to a channel of its own
 // (<prefix>kasagi:probe:<random id>), on which the command connection publishes every
 // probe_interval. A publish that reaches nobody, or that Redis confirmed more than
@@ -31,6 +37,7 @@
 #include "broker/broker.hpp"
 #include "broker/redis_scripts.hpp"
 #include "broker/redis_url.hpp"
+#include "broker/sentinel_discovery.hpp"
 #include "telemetry/metrics.hpp"
 
 namespace kasagi::broker {
@@ -40,6 +47,11 @@ class RedisBroker final : public Broker {
   // `url`: redis://[[user]:password@]host[:port][/db]; throws std::invalid_argument when it
   // is malformed. Connects in the background: never blocks. `metrics` must outlive it.
   RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics);
+  // Sentinel mode: the master `sentinel.master_name`, found through `sentinel.sentinels`;
+  // `password` (AUTH on the master, "" = none). Throws std::invalid_argument when there is
+  // no Sentinel or no master name.
+  RedisBroker(SentinelSettings sentinel, std::string password, BrokerOptions options,
+              metrics::Metrics& metrics);
   ~RedisBroker() override;
 
   void claim(const std::string& room, const std::string& token, std::chrono::milliseconds ttl,
@@ -69,14 +81,22 @@ class RedisBroker final : public Broker {
   };
   using Rooms = std::map<std::string, Room>;  // by channel name
 
+  RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel, BrokerOptions options,
+              metrics::Metrics& metrics);
+
   // Commands.
   void submit(Op op);
   void send(const std::vector<std::string_view>& args, OnReply done,
             Clock::duration extra = {});
   void eval(scripts::Script script, const std::vector<std::string_view>& keys,
             const std::vector<std::string_view>& args, OnReply done);
+  void write(scripts::Script script, const std::vector<std::string_view>& keys,
+             const std::vector<std::string_view>& args,
+             std::function<Status(const redisReply*)> status, Done done);
   // Connection life cycle.
   void connect();
+  void resolve();
+  void check_master();
   void open_connections(const boost::asio::ip::tcp::endpoint& endpoint);
   void handshake(RedisConnection& conn);
   void load_scripts();
@@ -96,8 +116,8 @@ class RedisBroker final : public Broker {
   template <class F>
   auto guarded(F f);  // f, ignored once its connections are gone
 
-  const RedisUrl url_;
-  const std::string where_;  // host:port, for the logs
+  RedisUrl url_;       // the server's address and credentials (Sentinel mode: the master's)
+  std::string where_;  // host:port, for the logs
   const BrokerOptions options_;
   metrics::Metrics& metrics_;
   const std::string probe_channel_;
@@ -108,6 +128,8 @@ class RedisBroker final : public Broker {
   boost::asio::steady_timer retry_timer_{io_};  // backoff, and the connect deadline
   boost::asio::steady_timer probe_timer_{io_};
   boost::asio::steady_timer queue_timer_{io_};
+  boost::asio::steady_timer master_timer_{io_};  // Sentinel mode: asks again periodically
+  std::unique_ptr<SentinelDiscovery> sentinel_;  // null unless in Sentinel mode
 
   std::shared_ptr<RedisConnection> cmd_, sub_;
   Link link_ = Link::down;

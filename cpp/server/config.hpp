@@ -61,6 +61,10 @@ struct ServerConfig {
 
   // Sharing rooms across instances
   std::string redis;                   // redis://HOST:PORT/DB; empty = embedded broker
+  std::string sentinel;                // HOST:PORT,... of Sentinels (instead of redis)
+  std::string master_name = "kasagi-master";  // the master the Sentinels watch
+  std::string redis_password;          // AUTH on the master (Sentinel mode)
+  std::string sentinel_password;       // AUTH on the Sentinels
   std::string key_prefix;
   std::string durability = "auto";     // auto, none, redis, replicated
   double lease_ttl = 3.0;              // seconds

@@ -187,3 +187,15 @@ def redis_broker(
     """A broker on Redis at ``url`` (redis://[[user]:password@]host[:port][/db]); connects
     in the background. Durations in seconds. Raises ValueError for a malformed URL and
     TypeError for an unknown option."""
+
+def sentinel_broker(
+    sentinels: str,
+    master_name: str,
+    *,
+    password: str = "",
+    sentinel_password: str = "",
+    **options: Any,
+) -> Broker:
+    """A broker on the Redis master ``master_name`` found through the Sentinels at
+    ``sentinels`` (HOST:PORT,...); ``password`` for the master, ``sentinel_password`` for
+    the Sentinels; the options of redis_broker. Raises ValueError for a malformed list."""
