@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "bindings/bind.hpp"
+#include "broker/cluster_slots.hpp"
 #include "broker/memory_broker.hpp"
 #include "broker/redis_broker.hpp"
 
@@ -271,6 +272,8 @@ void bind_broker(py::module_& m) {
         });
       },
       py::arg("url"));
+  m.def("key_slot", [](const py::bytes& key) { return key_slot(std::string(key)); },
+        py::arg("key"), "The Redis Cluster hash slot of `key` (as CLUSTER KEYSLOT).");
   m.def(
       "sentinel_broker",
       [](const std::string& sentinels, const std::string& master_name,

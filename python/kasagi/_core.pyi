@@ -188,6 +188,9 @@ def redis_broker(
     in the background. Durations in seconds. Raises ValueError for a malformed URL and
     TypeError for an unknown option."""
 
+def key_slot(key: bytes) -> int:
+    """The Redis Cluster hash slot of ``key``, as ``CLUSTER KEYSLOT`` computes it."""
+
 def sentinel_broker(
     sentinels: str,
     master_name: str,
