@@ -57,6 +57,7 @@ void bind_server(py::module_& m) {
       .def_readwrite("redis", &ServerConfig::redis)
       .def_readwrite("sentinel", &ServerConfig::sentinel)
       .def_readwrite("master_name", &ServerConfig::master_name)
+      .def_readwrite("cluster", &ServerConfig::cluster)
       .def_readwrite("redis_password", &ServerConfig::redis_password)
       .def_readwrite("sentinel_password", &ServerConfig::sentinel_password)
       .def_readwrite("key_prefix", &ServerConfig::key_prefix)

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <future>
 #include <stdexcept>
+#include <type_traits>
 #include <boost/asio/post.hpp>
 #include "broker/redis_records.hpp"
 #include "telemetry/log.hpp"
@@ -54,19 +55,24 @@ SentinelSettings checked(SentinelSettings s) {
 }  // namespace
 
 RedisBroker::RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics)
-    : RedisBroker(parse_redis_url(url), std::nullopt, std::move(options), metrics) {}
+    : RedisBroker(parse_redis_url(url), std::nullopt, std::move(options), metrics, false) {}
+
+RedisBroker::RedisBroker(RedisUrl url, BrokerOptions options, metrics::Metrics& metrics,
+                         bool sharded_pubsub)
+    : RedisBroker(std::move(url), std::nullopt, std::move(options), metrics, sharded_pubsub) {}
 
 RedisBroker::RedisBroker(SentinelSettings sentinel, std::string password, BrokerOptions options,
                          metrics::Metrics& metrics)
     : RedisBroker(master_url(std::move(password)), checked(std::move(sentinel)),
-                  std::move(options), metrics) {}
+                  std::move(options), metrics, false) {}
 
 RedisBroker::RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel,
-                         BrokerOptions options, metrics::Metrics& metrics)
+                         BrokerOptions options, metrics::Metrics& metrics, bool sharded_pubsub)
     : url_(std::move(url)),
       where_(sentinel ? "master '" + sentinel->master_name + "' (Sentinel)"
                       : url_.host + ":" + std::to_string(url_.port)),
       options_(std::move(options)),
+      sharded_(sharded_pubsub),
       metrics_(metrics),
       probe_channel_(options_.key_prefix + "kasagi:probe:" + random_id()),
       guard_(io_.get_executor()),
@@ -151,19 +157,19 @@ void RedisBroker::open_connections(const boost::asio::ip::tcp::endpoint& endpoin
                                   lose("command connection: " + why);
                                 }),
                                 .push = {}});
-  sub_ = RedisConnection::open(io_, endpoint, options_.command_timeout,
-                               {.connected = guarded([this] {
-                                  handshake(*sub_);
-                                  sub_->subscribe(probe_channel_);  // confirmed in on_push
-                                }),
-                                .lost = guarded([this](const std::string& why) {
-                                  lose("subscriber connection: " + why);
-                                }),
-                                .push = guarded([this](const redisReply* r) { on_push(*r); })});
+  sub_ = SubscriberConnection::open(
+      io_, endpoint,
+      {.connected = guarded([this] {
+         handshake(*sub_);
+         sub_->subscribe(probe_channel_);  // classic in every mode; confirmed in on_push
+       }),
+       .lost = guarded([this](const std::string& why) { lose("subscriber connection: " + why); }),
+       .push = guarded([this](const redisReply* r) { on_push(*r); })});
 }
 
 // Sends AUTH and SELECT as the URL asks; an error reply fails the attempt.
-void RedisBroker::handshake(RedisConnection& conn) {
+template <class Connection>
+void RedisBroker::handshake(Connection& conn) {
   auto check = guarded([this](const redisReply* r) {
     if (r != nullptr && r->type == REDIS_REPLY_ERROR) lose(r->str);
   });
@@ -176,7 +182,7 @@ void RedisBroker::handshake(RedisConnection& conn) {
   }
   if (url_.db != 0) conn.command({"SELECT", std::to_string(url_.db)}, check);
   // A Sentinel's answer may be stale (a failover under way): the master must say so itself.
-  if (sentinel_ && &conn == cmd_.get()) {
+  if (sentinel_ && std::is_same_v<Connection, RedisConnection>) {
     conn.command({"ROLE"}, guarded([this](const redisReply* r) {
       if (r == nullptr) return;  // the connection is gone: `lost` says so
       const bool master = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
@@ -316,6 +322,12 @@ void RedisBroker::eval(scripts::Script script, const std::vector<std::string_vie
     if (error.starts_with("NOSCRIPT")) lose("the scripts were flushed");
     // A demoted master: find the new one (Sentinel mode) or wait for this one to return.
     if (error.starts_with("READONLY")) lose("the server became a replica");
+    // Cluster mode: the slot moved or is moving; the next map routes the room elsewhere.
+    if (options_.on_redirect && (error.starts_with("MOVED") || error.starts_with("ASK") ||
+                                 error.starts_with("TRYAGAIN") ||
+                                 error.starts_with("CLUSTERDOWN"))) {
+      options_.on_redirect();
+    }
     done(r);
   });
 }
@@ -369,7 +381,7 @@ void RedisBroker::append(const std::string& room, const std::string& token, OpEn
     const std::string max_len = std::to_string(options_.ops_max_len);
     std::vector<std::string_view> args{token, max_len, channel, message};
     args.insert(args.end(), fields.begin(), fields.end());
-    write(scripts::kAppendScript, {owner, ops}, args,
+    write(sharded_ ? scripts::kAppendShardedScript : scripts::kAppendScript, {owner, ops}, args,
           [this](const redisReply* r) {
             const Status s = script_status(r);
             if (s == Status::ok) metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
@@ -422,7 +434,7 @@ void RedisBroker::publish(const std::string& room, std::string message) {
   submit([this, channel = room_key(options_.key_prefix, room, "channel"),
           message = std::move(message)](bool connected) {
     if (!connected) return;
-    send({"PUBLISH", channel, message}, [](const redisReply*) {});
+    send({sharded_ ? "SPUBLISH" : "PUBLISH", channel, message}, [](const redisReply*) {});
     metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
   });
 }
@@ -438,6 +450,22 @@ void RedisBroker::subscribe(const std::string& room, std::weak_ptr<Subscriber> s
     // Subscribing while disconnected: what was published meanwhile is lost.
     if (added) it->second.gap = ever_up_ && link_ != Link::up;
     it->second.subscribers.push_back(subscriber);
+    reconcile(it);
+  });
+}
+
+void RedisBroker::resubscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber) {
+  boost::asio::post(io_, [this, channel = room_key(options_.key_prefix, room, "channel"),
+                          subscriber = std::move(subscriber)] {
+    if (stopped_) return;
+    auto it = rooms_.try_emplace(channel).first;
+    it->second.gap = true;
+    it->second.subscribers.push_back(subscriber);
+    // Already subscribed here (it came back before it left): the gap is due now.
+    if (it->second.state == Channel::subscribed) {
+      it->second.gap = false;
+      if (auto s = subscriber.lock()) s->on_gap();
+    }
     reconcile(it);
   });
 }
@@ -467,19 +495,27 @@ void RedisBroker::reconcile(Rooms::iterator it) {
   }
   if (r.state == Channel::none && wanted) {
     r.state = Channel::subscribing;
-    sub_->subscribe(it->first);
+    sub_->subscribe(it->first, sharded_);
   } else if (r.state == Channel::none) {
     rooms_.erase(it);
   } else if (r.state == Channel::subscribed && !wanted) {
     r.state = Channel::unsubscribing;
-    sub_->unsubscribe(it->first);
+    sub_->unsubscribe(it->first, sharded_);
   }
 }
 
 // A reply on the subscriber connection: [kind, channel, payload or count].
 void RedisBroker::on_push(const redisReply& reply) {
+  if (reply.type == REDIS_REPLY_ERROR) {
+    // A subscription refused: in a Cluster, MOVED for a room channel whose slot left.
+    const std::string error(reply.str, reply.len);
+    if (options_.on_redirect && error.starts_with("MOVED")) options_.on_redirect();
+    return lose("subscription refused: " + error);
+  }
   if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 3) return;
-  const std::string_view kind = reply_text(*reply.element[0]);
+  std::string_view kind = reply_text(*reply.element[0]);
+  const bool sharded = kind == "smessage" || kind == "ssubscribe" || kind == "sunsubscribe";
+  if (sharded) kind.remove_prefix(1);
   const std::string_view channel = reply_text(*reply.element[1]);
   if (channel == probe_channel_) {
     if (kind == "message") probe_received(reply_text(*reply.element[2]));
@@ -500,6 +536,13 @@ void RedisBroker::on_push(const redisReply& reply) {
         if (auto s = w.lock()) s->on_gap();
       }
     }
+  } else if (kind == "unsubscribe" && sharded && r.state == Channel::subscribed) {
+    // The server dropped it: the slot migrated. The Cluster broker moves the room to the
+    // slot's new master (with on_gap there); subscribing here again would only get MOVED.
+    r.state = Channel::none;
+    r.gap = true;
+    if (options_.on_redirect) options_.on_redirect();
+    return;
   } else if (kind == "unsubscribe") {
     r.state = Channel::none;
   }

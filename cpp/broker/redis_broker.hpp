@@ -38,6 +38,7 @@
 #include "broker/redis_scripts.hpp"
 #include "broker/redis_url.hpp"
 #include "broker/sentinel_discovery.hpp"
+#include "broker/subscriber_connection.hpp"
 #include "telemetry/metrics.hpp"
 
 namespace kasagi::broker {
@@ -47,6 +48,10 @@ class RedisBroker final : public Broker {
   // `url`: redis://[[user]:password@]host[:port][/db]; throws std::invalid_argument when it
   // is malformed. Connects in the background: never blocks. `metrics` must outlive it.
   RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics);
+  // One given server, as parsed (ClusterBroker: one per master, with sharded pub/sub:
+  // SSUBSCRIBE and SPUBLISH on room channels; the probe stays classic).
+  RedisBroker(RedisUrl url, BrokerOptions options, metrics::Metrics& metrics,
+              bool sharded_pubsub = false);
   // Sentinel mode: the master `sentinel.master_name`, found through `sentinel.sentinels`;
   // `password` (AUTH on the master, "" = none). Throws std::invalid_argument when there is
   // no Sentinel or no master name.
@@ -66,6 +71,9 @@ class RedisBroker final : public Broker {
   void subscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber) override;
   void unsubscribe(const std::string& room, const Subscriber* subscriber) override;
   void shutdown() override;
+  // As subscribe(), but the subscribers get on_gap() once the subscription is confirmed
+  // (ClusterBroker: a room moved here from another master).
+  void resubscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -82,7 +90,7 @@ class RedisBroker final : public Broker {
   using Rooms = std::map<std::string, Room>;  // by channel name
 
   RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel, BrokerOptions options,
-              metrics::Metrics& metrics);
+              metrics::Metrics& metrics, bool sharded_pubsub);
 
   // Commands.
   void submit(Op op);
@@ -98,7 +106,8 @@ class RedisBroker final : public Broker {
   void resolve();
   void check_master();
   void open_connections(const boost::asio::ip::tcp::endpoint& endpoint);
-  void handshake(RedisConnection& conn);
+  template <class Connection>
+  void handshake(Connection& conn);
   void load_scripts();
   void maybe_up();
   void lose(std::string_view why);
@@ -119,6 +128,7 @@ class RedisBroker final : public Broker {
   RedisUrl url_;       // the server's address and credentials (Sentinel mode: the master's)
   std::string where_;  // host:port, for the logs
   const BrokerOptions options_;
+  const bool sharded_;  // room channels on sharded pub/sub (Cluster)
   metrics::Metrics& metrics_;
   const std::string probe_channel_;
 
@@ -131,7 +141,8 @@ class RedisBroker final : public Broker {
   boost::asio::steady_timer master_timer_{io_};  // Sentinel mode: asks again periodically
   std::unique_ptr<SentinelDiscovery> sentinel_;  // null unless in Sentinel mode
 
-  std::shared_ptr<RedisConnection> cmd_, sub_;
+  std::shared_ptr<RedisConnection> cmd_;
+  std::shared_ptr<SubscriberConnection> sub_;
   Link link_ = Link::down;
   std::uint64_t generation_ = 0;  // one per connection attempt
   bool cmd_ready_ = false, sub_ready_ = false;

@@ -63,7 +63,8 @@ struct ServerConfig {
   std::string redis;                   // redis://HOST:PORT/DB; empty = embedded broker
   std::string sentinel;                // HOST:PORT,... of Sentinels (instead of redis)
   std::string master_name = "kasagi-master";  // the master the Sentinels watch
-  std::string redis_password;          // AUTH on the master (Sentinel mode)
+  std::string cluster;                 // HOST:PORT,... of Redis Cluster nodes (instead of redis)
+  std::string redis_password;          // AUTH on the master (Sentinel) or every node (Cluster)
   std::string sentinel_password;       // AUTH on the Sentinels
   std::string key_prefix;
   std::string durability = "auto";     // auto, none, redis, replicated

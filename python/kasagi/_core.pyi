@@ -188,6 +188,11 @@ def redis_broker(
     in the background. Durations in seconds. Raises ValueError for a malformed URL and
     TypeError for an unknown option."""
 
+def cluster_broker(nodes: str, *, password: str = "", **options: Any) -> Broker:
+    """A broker on the Redis Cluster reached through ``nodes`` (HOST:PORT,...), each room
+    routed to the master of its hash slot; the options of redis_broker. Raises ValueError
+    for a malformed list."""
+
 def key_slot(key: bytes) -> int:
     """The Redis Cluster hash slot of ``key``, as ``CLUSTER KEYSLOT`` computes it."""
 

@@ -520,11 +520,20 @@ class Config:
         doc="With sentinel: the name under which the Sentinels monitor the master.",
         why="The name used by deploy/sentinel/ and kasagi redis up --sentinel.",
     )
+    cluster: str = _setting(
+        "",
+        section="Sharing rooms across instances",
+        doc="HOST:PORT[,HOST:PORT...] of Redis Cluster nodes, instead of redis: each room is "
+        "routed to the master of its hash slot, the slot map is read from any node and "
+        "refreshed every second and on every redirection (docs/redis.md).",
+        why="Cluster is opted into when one Redis master is not enough; list several nodes "
+        "so that any reachable one can answer.",
+    )
     redis_password: str = _setting(
         "",
         section="Sharing rooms across instances",
-        doc="With sentinel: the password of the Redis data nodes (AUTH; requirepass). "
-        "With redis, the password goes in the URL.",
+        doc="With sentinel: the password of the Redis data nodes; with cluster: of every "
+        "node (AUTH; requirepass). With redis, the password goes in the URL.",
         why="deploy/sentinel/ leaves requirepass off by default.",
         secret=True,
     )
@@ -646,20 +655,25 @@ class Config:
             )
         if self.redis and self.sentinel:
             raise ConfigError("redis and sentinel: give one or the other", key="sentinel")
-        if self.sentinel:
-            for address in self.sentinel.split(","):
+        if self.cluster and (self.redis or self.sentinel):
+            raise ConfigError("cluster: give redis, sentinel or cluster, not two", key="cluster")
+        for name in ("sentinel", "cluster"):
+            for address in getattr(self, name).split(",") if getattr(self, name) else ():
                 host, _, port = address.strip().rpartition(":")
                 if not host or not port.isdigit() or not 0 < int(port) < 65536:
                     raise ConfigError(
-                        f"sentinel: {address.strip()!r} is not HOST:PORT "
+                        f"{name}: {address.strip()!r} is not HOST:PORT "
                         "(expected HOST:PORT[,HOST:PORT...])",
-                        key="sentinel",
+                        key=name,
                     )
+        if self.sentinel:
             if not self.master_name:
                 raise ConfigError("master_name: must not be empty with sentinel", key="master_name")
-        if self.durability in ("redis", "replicated") and not (self.redis or self.sentinel):
+        if self.durability in ("redis", "replicated") and not (
+            self.redis or self.sentinel or self.cluster
+        ):
             raise ConfigError(
-                f"durability {self.durability!r} needs redis (or sentinel) to be set",
+                f"durability {self.durability!r} needs redis, sentinel or cluster to be set",
                 key="durability",
             )
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -822,6 +836,7 @@ class Settings(TypedDict, total=False):
     redis: str
     sentinel: str
     master_name: str
+    cluster: str
     redis_password: str
     sentinel_password: str
     key_prefix: str

@@ -56,6 +56,7 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "redis": "",
     "sentinel": "",
     "master_name": "kasagi-master",
+    "cluster": "",
     "redis_password": "",
     "sentinel_password": "",
     "key_prefix": "",
@@ -143,7 +144,11 @@ def test_core_refuses_bad_sentinel_settings() -> None:
             _core.Server(core)
     core = Config(sentinel="h:1").to_core()
     core.redis = "redis://h"
-    with pytest.raises(ValueError, match="redis and sentinel"):
+    with pytest.raises(ValueError, match="redis, sentinel and cluster: give one"):
+        _core.Server(core)
+    core = Config().to_core()
+    core.cluster = "h:1,nope"
+    with pytest.raises(ValueError, match="cluster: 'nope' has no port"):
         _core.Server(core)
 
 
@@ -224,6 +229,8 @@ def test_replace_merges_and_validates() -> None:
         ({"sentinel": "a:1, b:x"}, r"sentinel: 'b:x' is not HOST:PORT"),
         ({"sentinel": "a:1", "redis": "redis://h"}, r"redis and sentinel: give one or the other"),
         ({"master_name": "", "sentinel": "a:1"}, r"master_name: must not be empty"),
+        ({"cluster": "a:1,b"}, r"cluster: 'b' is not HOST:PORT"),
+        ({"cluster": "a:1", "redis": "redis://h"}, r"cluster: give redis, sentinel or cluster"),
     ],
 )
 def test_invalid_values_are_refused_with_the_setting_named(
