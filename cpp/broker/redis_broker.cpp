@@ -83,6 +83,8 @@ RedisBroker::RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel,
       rng_(std::random_device{}()),
       queue_until_(Clock::now() + kFirstConnectWait),
       thread_([this] { io_.run(); }) {
+  // Called on our thread.
+  if (sentinel_) sentinel_->on_switch([this](const HostPort& m) { master_switched(m); });
   boost::asio::post(io_, [this] { connect(); });
 }
 
@@ -131,20 +133,39 @@ void RedisBroker::resolve() {
       }));
 }
 
-// Sentinel mode, while connected: asks the Sentinels again and moves to the master they
-// name if it is another one. No answer keeps the current master (the probe watches it).
+// Sentinel mode, while connected: asks the Sentinels again every probe_interval.
 void RedisBroker::check_master() {
   master_timer_.expires_after(options_.probe_interval);
   master_timer_.async_wait(guarded([this](const boost::system::error_code& ec) {
     if (ec) return;
-    sentinel_->ask(guarded([this](std::optional<HostPort> master, const std::string&) {
-      if (master && (master->host != url_.host || master->port != url_.port)) {
-        return lose("the Sentinels name " + master->host + ":" +
-                    std::to_string(master->port) + " as the master now");
-      }
-      check_master();
-    }));
+    verify_master();
+    check_master();
   }));
+}
+
+// Moves to the master the Sentinels name if it is another one. No answer keeps the
+// current master (the probe watches it).
+void RedisBroker::verify_master() {
+  sentinel_->ask(guarded([this](std::optional<HostPort> master, const std::string&) {
+    if (master && (master->host != url_.host || master->port != url_.port)) {
+      lose("the Sentinels name " + master->host + ":" + std::to_string(master->port) +
+           " as the master now");
+    }
+  }));
+}
+
+// A Sentinel announced a failover: move at once, or retry at once if disconnected.
+void RedisBroker::master_switched(const HostPort& master) {
+  if (stopped_) return;
+  if (link_ == Link::up) {
+    if (master.host == url_.host && master.port == url_.port) return;
+    return lose("a Sentinel announced " + master.host + ":" + std::to_string(master.port) +
+                " as the master");
+  }
+  if (link_ == Link::down) {
+    retry_timer_.cancel();  // its handler belongs to the old generation: inert
+    connect();
+  }
 }
 
 void RedisBroker::open_connections(const boost::asio::ip::tcp::endpoint& endpoint) {

@@ -14,9 +14,10 @@
 //
 // Sentinel mode: the master's address comes from the Sentinels (SentinelDiscovery) on every
 // connection attempt, and is confirmed with ROLE on the command connection before anything
-// else; while connected, the Sentinels are asked again every probe_interval (a
-// +switch-master can be missed), and a different answer, or a READONLY reply, renews the
-// connections on the new master (the subscriptions follow, with on_gap()).
+// else; while connected, the Sentinels are asked again every probe_interval and whenever
+// one announces +switch-master (which can be missed: hence the polling too), and a
+// different answer, or a READONLY reply, renews the connections on the new master (the
+// subscriptions follow, with on_gap()).
 //
 // The probe: the subscriber connection also subscribes to a channel of its own
 // (<prefix>kasagi:probe:<random id>), on which the command connection publishes every
@@ -105,6 +106,8 @@ class RedisBroker final : public Broker {
   void connect();
   void resolve();
   void check_master();
+  void verify_master();
+  void master_switched(const HostPort& master);
   void open_connections(const boost::asio::ip::tcp::endpoint& endpoint);
   template <class Connection>
   void handshake(Connection& conn);

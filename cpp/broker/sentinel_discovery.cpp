@@ -25,7 +25,9 @@ struct SentinelDiscovery::Question {
 SentinelDiscovery::SentinelDiscovery(boost::asio::io_context& io, SentinelSettings settings,
                                      std::chrono::steady_clock::duration timeout)
     : io_(io), settings_(std::move(settings)), timeout_(timeout), resolver_(io) {
-  for (const auto& address : settings_.sentinels) nodes_.push_back({address, nullptr});
+  for (const auto& address : settings_.sentinels) {
+    nodes_.push_back({.address = address, .conn = nullptr, .watcher = nullptr, .endpoint = {}});
+  }
 }
 
 SentinelDiscovery::~SentinelDiscovery() {
@@ -43,11 +45,15 @@ void SentinelDiscovery::ask(Found done) {
 void SentinelDiscovery::close() {
   for (auto& node : nodes_) {
     if (auto conn = std::move(node.conn)) conn->close();
+    if (auto watcher = std::move(node.watcher)) watcher->close();
   }
 }
 
 void SentinelDiscovery::query(std::size_t i, const std::shared_ptr<Question>& q) {
-  if (nodes_[i].conn) return send(i, q);
+  if (nodes_[i].conn) {
+    watch(i);  // reopened here when it was lost
+    return send(i, q);
+  }
   const HostPort& a = nodes_[i].address;
   resolver_.async_resolve(
       a.host, std::to_string(a.port),
@@ -56,7 +62,9 @@ void SentinelDiscovery::query(std::size_t i, const std::shared_ptr<Question>& q)
         if (!*alive) return;
         const HostPort& a = nodes_[i].address;
         if (ec || results.empty()) return q->failed("cannot resolve " + a.host);
-        if (!nodes_[i].conn) open(i, results.begin()->endpoint());
+        nodes_[i].endpoint = results.begin()->endpoint();
+        if (!nodes_[i].conn) open(i, *nodes_[i].endpoint);
+        watch(i);
         send(i, q);
       });
 }
@@ -75,6 +83,38 @@ void SentinelDiscovery::open(std::size_t i, const boost::asio::ip::tcp::endpoint
   if (!settings_.password.empty()) {
     node.conn->command({"AUTH", settings_.password}, [](const redisReply*) {});
   }
+}
+
+void SentinelDiscovery::watch(std::size_t i) {
+  Node& node = nodes_[i];
+  if (!switched_ || node.watcher || !node.endpoint) return;
+  auto on_message = [this, alive = alive_](const redisReply* r) {
+    // ["message", "+switch-master", "<name> <old ip> <old port> <new ip> <new port>"]
+    if (!*alive || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
+    if (reply_text(*r->element[0]) != "message") return;
+    // The name has no spaces in Sentinel's configuration: split on them.
+    std::string_view text = reply_text(*r->element[2]);
+    std::vector<std::string_view> words;
+    while (!text.empty()) {
+      const auto space = text.find(' ');
+      words.push_back(text.substr(0, space));
+      text = space == std::string_view::npos ? "" : text.substr(space + 1);
+    }
+    if (words.size() != 5 || words[0] != settings_.master_name) return;
+    HostPort master{std::string(words[3]), 0};
+    auto [end, ec] = std::from_chars(words[4].data(), words[4].data() + words[4].size(),
+                                     master.port);
+    if (ec == std::errc() && master.port != 0) switched_(std::move(master));
+  };
+  auto forget = [this, alive = alive_, i](const std::string&) {
+    if (*alive) nodes_[i].watcher.reset();  // the next question reopens it
+  };
+  node.watcher = SubscriberConnection::open(
+      io_, *node.endpoint, {.connected = {}, .lost = forget, .push = on_message});
+  if (!settings_.password.empty()) {
+    node.watcher->command({"AUTH", settings_.password}, [](const redisReply*) {});
+  }
+  node.watcher->subscribe("+switch-master");
 }
 
 void SentinelDiscovery::send(std::size_t i, const std::shared_ptr<Question>& q) {

@@ -15,6 +15,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include "broker/asio_hiredis.hpp"
 #include "broker/redis_url.hpp"
+#include "broker/subscriber_connection.hpp"
 
 namespace kasagi::broker {
 
@@ -40,23 +41,29 @@ class SentinelDiscovery {
   void ask(Found done);
   // Closes the connections; questions in flight are answered nullopt.
   void close();
+  // Calls `switched` with the new master when a Sentinel announces one for master_name.
+  void on_switch(std::function<void(HostPort)> switched) { switched_ = std::move(switched); }
 
  private:
   struct Node {
     HostPort address;
     std::shared_ptr<RedisConnection> conn;
+    std::shared_ptr<SubscriberConnection> watcher;  // SUBSCRIBE +switch-master
+    std::optional<boost::asio::ip::tcp::endpoint> endpoint;  // once resolved
   };
   struct Question;
 
   void query(std::size_t i, const std::shared_ptr<Question>& q);
   void send(std::size_t i, const std::shared_ptr<Question>& q);
   void open(std::size_t i, const boost::asio::ip::tcp::endpoint& endpoint);
+  void watch(std::size_t i);
 
   boost::asio::io_context& io_;
   const SentinelSettings settings_;
   const std::chrono::steady_clock::duration timeout_;
   boost::asio::ip::tcp::resolver resolver_;
   std::vector<Node> nodes_;
+  std::function<void(HostPort)> switched_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 

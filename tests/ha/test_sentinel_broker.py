@@ -98,3 +98,25 @@ def test_follows_a_failover(redis_sentinel_group: SentinelGroup, sentinel_broker
     wait_subscribed(broker, "r", sub)
     broker.publish("r", b"after")
     assert received(sub, 1) == [b"after"]
+
+
+def test_follows_switch_master_without_polling(
+    redis_sentinel_group: SentinelGroup, sentinel_broker: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    group = redis_sentinel_group
+    # Polling and probing every 30 s: only +switch-master can tell this broker in time.
+    slow = {"probe_interval": 30.0, "probe_timeout": 60.0}
+    listener = sentinel_broker(**slow)
+    sub = listener.subscribe("r")
+    writer = sentinel_broker()
+    wait_subscribed(writer, "r", sub)
+
+    failover = group.failover()
+    # The demoted master keeps its client connections: the listener learns of the switch
+    # from the Sentinels' +switch-master, moves, and reports the gap.
+    assert sub.get(10) == "gap"
+    new_master = group.node_at(failover.new_master)
+    assert new_master is not None
+    wait_subscribed(writer, "r", sub)
+    assert new_master.call("PUBSUB", "CHANNELS", "room:*") == ["room:{r}:channel"]
+    assert f"a Sentinel announced {failover.new_master} as the master" in capfd.readouterr().err
