@@ -12,7 +12,7 @@ import pytest
 from broker.helpers import entry, received, until, wait_subscribed
 from kasagi.testing import RedisCluster, RedisNode
 
-pytestmark = [pytest.mark.ha, pytest.mark.redis]
+pytestmark = [pytest.mark.ha, pytest.mark.redis, pytest.mark.tsan]
 
 
 @pytest.fixture

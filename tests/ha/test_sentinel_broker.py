@@ -12,7 +12,7 @@ import pytest
 from kasagi.testing import SentinelGroup
 from broker.helpers import entry, received, until, wait_subscribed
 
-pytestmark = [pytest.mark.ha, pytest.mark.redis]
+pytestmark = [pytest.mark.ha, pytest.mark.redis, pytest.mark.tsan]
 
 
 @pytest.fixture
