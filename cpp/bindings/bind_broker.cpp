@@ -12,6 +12,8 @@
 #include <variant>
 
 #include "bindings/bind.hpp"
+#include "broker/cluster_broker.hpp"
+#include "broker/cluster_slots.hpp"
 #include "broker/memory_broker.hpp"
 #include "broker/redis_broker.hpp"
 
@@ -271,6 +273,33 @@ void bind_broker(py::module_& m) {
         });
       },
       py::arg("url"));
+  m.def(
+      "cluster_broker",
+      [](const std::string& nodes, const std::string& password, const py::kwargs& kwargs) {
+        auto seeds = parse_host_list(nodes, "cluster");
+        return make_broker([&seeds, &password,
+                            options = options_from(kwargs)](metrics::Metrics& metrics) {
+          return std::make_unique<ClusterBroker>(seeds, password, options, metrics);
+        });
+      },
+      py::arg("nodes"), py::kw_only(), py::arg("password") = "");
+  m.def("key_slot", [](const py::bytes& key) { return key_slot(std::string(key)); },
+        py::arg("key"), "The Redis Cluster hash slot of `key` (as CLUSTER KEYSLOT).");
+  m.def(
+      "sentinel_broker",
+      [](const std::string& sentinels, const std::string& master_name,
+         const std::string& password, const std::string& sentinel_password,
+         const py::kwargs& kwargs) {
+        SentinelSettings settings{.sentinels = parse_host_list(sentinels, "sentinels"),
+                                  .master_name = master_name,
+                                  .password = sentinel_password};
+        return make_broker([&settings, &password,
+                            options = options_from(kwargs)](metrics::Metrics& metrics) {
+          return std::make_unique<RedisBroker>(settings, password, options, metrics);
+        });
+      },
+      py::arg("sentinels"), py::arg("master_name"), py::kw_only(), py::arg("password") = "",
+      py::arg("sentinel_password") = "");
 }
 
 }  // namespace kasagi::bindings

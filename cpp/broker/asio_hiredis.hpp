@@ -56,6 +56,8 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
 
   // Closes the connection: pending commands get nullptr, `lost` is not called.
   void close();
+  // The connection is closed or lost: commands complete nullptr at once.
+  bool gone() const { return ac_ == nullptr; }
 
  private:
   enum Direction { kRead, kWrite };

@@ -79,6 +79,9 @@ struct BrokerOptions {
   // this late (a subscription can silently stop delivering after a failover).
   std::chrono::milliseconds probe_interval{1000};
   std::chrono::milliseconds probe_timeout{3000};
+  // Redis only, set by ClusterBroker: called (on the broker's thread) when a command got
+  // MOVED, ASK, TRYAGAIN or CLUSTERDOWN: the slot map changed.
+  std::function<void()> on_redirect;
 };
 
 class Broker {

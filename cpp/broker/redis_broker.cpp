@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cstdio>
 #include <future>
+#include <stdexcept>
+#include <type_traits>
 #include <boost/asio/post.hpp>
 #include "broker/redis_records.hpp"
 #include "telemetry/log.hpp"
@@ -37,19 +39,52 @@ std::string random_id() {
   return buf;
 }
 
+// Sentinel mode: the master's address comes later; its password now.
+RedisUrl master_url(std::string password) {
+  RedisUrl url;
+  url.password = std::move(password);
+  return url;
+}
+
+SentinelSettings checked(SentinelSettings s) {
+  if (s.sentinels.empty()) throw std::invalid_argument("sentinel: no Sentinel address given");
+  if (s.master_name.empty()) throw std::invalid_argument("master_name: must not be empty");
+  return s;
+}
+
 }  // namespace
 
 RedisBroker::RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics)
-    : url_(parse_redis_url(url)),
-      where_(url_.host + ":" + std::to_string(url_.port)),
+    : RedisBroker(parse_redis_url(url), std::nullopt, std::move(options), metrics, false) {}
+
+RedisBroker::RedisBroker(RedisUrl url, BrokerOptions options, metrics::Metrics& metrics,
+                         bool sharded_pubsub)
+    : RedisBroker(std::move(url), std::nullopt, std::move(options), metrics, sharded_pubsub) {}
+
+RedisBroker::RedisBroker(SentinelSettings sentinel, std::string password, BrokerOptions options,
+                         metrics::Metrics& metrics)
+    : RedisBroker(master_url(std::move(password)), checked(std::move(sentinel)),
+                  std::move(options), metrics, false) {}
+
+RedisBroker::RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel,
+                         BrokerOptions options, metrics::Metrics& metrics, bool sharded_pubsub)
+    : url_(std::move(url)),
+      where_(sentinel ? "master '" + sentinel->master_name + "' (Sentinel)"
+                      : url_.host + ":" + std::to_string(url_.port)),
       options_(std::move(options)),
+      sharded_(sharded_pubsub),
       metrics_(metrics),
       probe_channel_(options_.key_prefix + "kasagi:probe:" + random_id()),
       guard_(io_.get_executor()),
+      sentinel_(sentinel ? std::make_unique<SentinelDiscovery>(io_, std::move(*sentinel),
+                                                               options_.command_timeout)
+                         : nullptr),
       backoff_(kFirstBackoff),
       rng_(std::random_device{}()),
       queue_until_(Clock::now() + kFirstConnectWait),
       thread_([this] { io_.run(); }) {
+  // Called on our thread.
+  if (sentinel_) sentinel_->on_switch([this](const HostPort& m) { master_switched(m); });
   boost::asio::post(io_, [this] { connect(); });
 }
 
@@ -76,6 +111,17 @@ void RedisBroker::connect() {
   retry_timer_.async_wait(guarded([this](const boost::system::error_code& ec) {
     if (!ec) lose("no connection within command_timeout");
   }));
+  if (!sentinel_) return resolve();
+  sentinel_->ask(guarded([this](std::optional<HostPort> master, const std::string& why) {
+    if (!master) return lose("no Sentinel named the master: " + why);
+    url_.host = master->host;
+    url_.port = master->port;
+    where_ = master->host + ":" + std::to_string(master->port);
+    resolve();
+  }));
+}
+
+void RedisBroker::resolve() {
   resolver_.async_resolve(
       url_.host, std::to_string(url_.port),
       guarded([this](const boost::system::error_code& ec,
@@ -85,6 +131,41 @@ void RedisBroker::connect() {
         std::advance(it, endpoint_index_ % results.size());
         open_connections(it->endpoint());
       }));
+}
+
+// Sentinel mode, while connected: asks the Sentinels again every probe_interval.
+void RedisBroker::check_master() {
+  master_timer_.expires_after(options_.probe_interval);
+  master_timer_.async_wait(guarded([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    verify_master();
+    check_master();
+  }));
+}
+
+// Moves to the master the Sentinels name if it is another one. No answer keeps the
+// current master (the probe watches it).
+void RedisBroker::verify_master() {
+  sentinel_->ask(guarded([this](std::optional<HostPort> master, const std::string&) {
+    if (master && (master->host != url_.host || master->port != url_.port)) {
+      lose("the Sentinels name " + master->host + ":" + std::to_string(master->port) +
+           " as the master now");
+    }
+  }));
+}
+
+// A Sentinel announced a failover: move at once, or retry at once if disconnected.
+void RedisBroker::master_switched(const HostPort& master) {
+  if (stopped_) return;
+  if (link_ == Link::up) {
+    if (master.host == url_.host && master.port == url_.port) return;
+    return lose("a Sentinel announced " + master.host + ":" + std::to_string(master.port) +
+                " as the master");
+  }
+  if (link_ == Link::down) {
+    retry_timer_.cancel();  // its handler belongs to the old generation: inert
+    connect();
+  }
 }
 
 void RedisBroker::open_connections(const boost::asio::ip::tcp::endpoint& endpoint) {
@@ -97,19 +178,19 @@ void RedisBroker::open_connections(const boost::asio::ip::tcp::endpoint& endpoin
                                   lose("command connection: " + why);
                                 }),
                                 .push = {}});
-  sub_ = RedisConnection::open(io_, endpoint, options_.command_timeout,
-                               {.connected = guarded([this] {
-                                  handshake(*sub_);
-                                  sub_->subscribe(probe_channel_);  // confirmed in on_push
-                                }),
-                                .lost = guarded([this](const std::string& why) {
-                                  lose("subscriber connection: " + why);
-                                }),
-                                .push = guarded([this](const redisReply* r) { on_push(*r); })});
+  sub_ = SubscriberConnection::open(
+      io_, endpoint,
+      {.connected = guarded([this] {
+         handshake(*sub_);
+         sub_->subscribe(probe_channel_);  // classic in every mode; confirmed in on_push
+       }),
+       .lost = guarded([this](const std::string& why) { lose("subscriber connection: " + why); }),
+       .push = guarded([this](const redisReply* r) { on_push(*r); })});
 }
 
 // Sends AUTH and SELECT as the URL asks; an error reply fails the attempt.
-void RedisBroker::handshake(RedisConnection& conn) {
+template <class Connection>
+void RedisBroker::handshake(Connection& conn) {
   auto check = guarded([this](const redisReply* r) {
     if (r != nullptr && r->type == REDIS_REPLY_ERROR) lose(r->str);
   });
@@ -121,6 +202,15 @@ void RedisBroker::handshake(RedisConnection& conn) {
     }
   }
   if (url_.db != 0) conn.command({"SELECT", std::to_string(url_.db)}, check);
+  // A Sentinel's answer may be stale (a failover under way): the master must say so itself.
+  if (sentinel_ && std::is_same_v<Connection, RedisConnection>) {
+    conn.command({"ROLE"}, guarded([this](const redisReply* r) {
+      if (r == nullptr) return;  // the connection is gone: `lost` says so
+      const bool master = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                          reply_text(*r->element[0]) == "master";
+      if (!master) lose(where_ + " is not a master (yet)");
+    }));
+  }
 }
 
 // Scripts are loaded on every new command connection (the server may have restarted or
@@ -154,6 +244,7 @@ void RedisBroker::maybe_up() {
   probe_seen_ = probe_seq_;
   probe_sent_.clear();
   probe_tick();
+  if (sentinel_) check_master();
   for (auto it = rooms_.begin(); it != rooms_.end();) reconcile(it++);
   auto queued = std::move(queue_);
   queue_.clear();
@@ -180,6 +271,7 @@ void RedisBroker::lose(std::string_view why) {
   ++generation_;
   resolver_.cancel();
   probe_timer_.cancel();
+  master_timer_.cancel();
   probe_sent_.clear();
   for (auto& [channel, room] : rooms_) {
     room.state = Channel::none;
@@ -245,10 +337,17 @@ void RedisBroker::eval(scripts::Script script, const std::vector<std::string_vie
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
   send(argv, [this, done = std::move(done)](const redisReply* r) {
+    const std::string_view error =
+        r != nullptr && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len) : "";
     // Someone ran SCRIPT FLUSH: a new connection loads the scripts again.
-    if (r != nullptr && r->type == REDIS_REPLY_ERROR &&
-        std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
-      lose("the scripts were flushed");
+    if (error.starts_with("NOSCRIPT")) lose("the scripts were flushed");
+    // A demoted master: find the new one (Sentinel mode) or wait for this one to return.
+    if (error.starts_with("READONLY")) lose("the server became a replica");
+    // Cluster mode: the slot moved or is moving; the next map routes the room elsewhere.
+    if (options_.on_redirect && (error.starts_with("MOVED") || error.starts_with("ASK") ||
+                                 error.starts_with("TRYAGAIN") ||
+                                 error.starts_with("CLUSTERDOWN"))) {
+      options_.on_redirect();
     }
     done(r);
   });
@@ -303,30 +402,41 @@ void RedisBroker::append(const std::string& room, const std::string& token, OpEn
     const std::string max_len = std::to_string(options_.ops_max_len);
     std::vector<std::string_view> args{token, max_len, channel, message};
     args.insert(args.end(), fields.begin(), fields.end());
-    // The script's result, read when the WAIT that follows it (if any) completes.
-    auto stored = std::make_shared<Status>(Status::unavailable);
-    auto count = [this, stored](const redisReply* r) {
-      *stored = script_status(r);
-      if (*stored == Status::ok) metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
-    };
-    const auto replicas = options_.wait_replicas;
-    if (replicas == 0) {
-      return eval(scripts::kAppendScript, {owner, ops}, args,
-                  [count, stored, done = std::move(done)](const redisReply* r) mutable {
-                    count(r);
-                    done(*stored);
-                  });
-    }
-    eval(scripts::kAppendScript, {owner, ops}, args, count);
-    send({"WAIT", std::to_string(replicas), std::to_string(options_.wait_timeout.count())},
-         [stored, replicas, done = std::move(done)](const redisReply* r) {
-           if (*stored != Status::ok) return done(*stored);
-           const bool enough = r != nullptr && r->type == REDIS_REPLY_INTEGER &&
-                               r->integer >= static_cast<long long>(replicas);
-           done(enough ? Status::ok : Status::unavailable);
-         },
-         options_.wait_timeout);
+    write(sharded_ ? scripts::kAppendShardedScript : scripts::kAppendScript, {owner, ops}, args,
+          [this](const redisReply* r) {
+            const Status s = script_status(r);
+            if (s == Status::ok) metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
+            return s;
+          },
+          std::move(done));
   });
+}
+
+// Runs a script that writes; `status` reads its reply. With wait_replicas, a WAIT follows
+// it, and `done` gets ok only once enough replicas confirmed the write (so that it
+// survives a failover).
+void RedisBroker::write(scripts::Script script, const std::vector<std::string_view>& keys,
+                        const std::vector<std::string_view>& args,
+                        std::function<Status(const redisReply*)> status, Done done) {
+  const auto replicas = options_.wait_replicas;
+  if (replicas == 0) {
+    return eval(script, keys, args,
+                [status = std::move(status), done = std::move(done)](const redisReply* r) {
+                  done(status(r));
+                });
+  }
+  // The write's result, read when the WAIT that follows it completes.
+  auto stored = std::make_shared<Status>(Status::unavailable);
+  eval(script, keys, args,
+       [stored, status = std::move(status)](const redisReply* r) { *stored = status(r); });
+  send({"WAIT", std::to_string(replicas), std::to_string(options_.wait_timeout.count())},
+       [stored, replicas, done = std::move(done)](const redisReply* r) {
+         if (*stored != Status::ok) return done(*stored);
+         const bool enough = r != nullptr && r->type == REDIS_REPLY_INTEGER &&
+                             r->integer >= static_cast<long long>(replicas);
+         done(enough ? Status::ok : Status::unavailable);
+       },
+       options_.wait_timeout);
 }
 
 void RedisBroker::save_snapshot(const std::string& room, const std::string& token,
@@ -337,8 +447,7 @@ void RedisBroker::save_snapshot(const std::string& room, const std::string& toke
     if (!connected) return done(Status::unavailable);
     std::vector<std::string_view> args{token};
     args.insert(args.end(), fields.begin(), fields.end());
-    eval(scripts::kSaveSnapshotScript, {owner, key}, args,
-         [done = std::move(done)](const redisReply* r) { done(script_status(r)); });
+    write(scripts::kSaveSnapshotScript, {owner, key}, args, script_status, std::move(done));
   });
 }
 
@@ -346,7 +455,7 @@ void RedisBroker::publish(const std::string& room, std::string message) {
   submit([this, channel = room_key(options_.key_prefix, room, "channel"),
           message = std::move(message)](bool connected) {
     if (!connected) return;
-    send({"PUBLISH", channel, message}, [](const redisReply*) {});
+    send({sharded_ ? "SPUBLISH" : "PUBLISH", channel, message}, [](const redisReply*) {});
     metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
   });
 }
@@ -362,6 +471,22 @@ void RedisBroker::subscribe(const std::string& room, std::weak_ptr<Subscriber> s
     // Subscribing while disconnected: what was published meanwhile is lost.
     if (added) it->second.gap = ever_up_ && link_ != Link::up;
     it->second.subscribers.push_back(subscriber);
+    reconcile(it);
+  });
+}
+
+void RedisBroker::resubscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber) {
+  boost::asio::post(io_, [this, channel = room_key(options_.key_prefix, room, "channel"),
+                          subscriber = std::move(subscriber)] {
+    if (stopped_) return;
+    auto it = rooms_.try_emplace(channel).first;
+    it->second.gap = true;
+    it->second.subscribers.push_back(subscriber);
+    // Already subscribed here (it came back before it left): the gap is due now.
+    if (it->second.state == Channel::subscribed) {
+      it->second.gap = false;
+      if (auto s = subscriber.lock()) s->on_gap();
+    }
     reconcile(it);
   });
 }
@@ -391,19 +516,27 @@ void RedisBroker::reconcile(Rooms::iterator it) {
   }
   if (r.state == Channel::none && wanted) {
     r.state = Channel::subscribing;
-    sub_->subscribe(it->first);
+    sub_->subscribe(it->first, sharded_);
   } else if (r.state == Channel::none) {
     rooms_.erase(it);
   } else if (r.state == Channel::subscribed && !wanted) {
     r.state = Channel::unsubscribing;
-    sub_->unsubscribe(it->first);
+    sub_->unsubscribe(it->first, sharded_);
   }
 }
 
 // A reply on the subscriber connection: [kind, channel, payload or count].
 void RedisBroker::on_push(const redisReply& reply) {
+  if (reply.type == REDIS_REPLY_ERROR) {
+    // A subscription refused: in a Cluster, MOVED for a room channel whose slot left.
+    const std::string error(reply.str, reply.len);
+    if (options_.on_redirect && error.starts_with("MOVED")) options_.on_redirect();
+    return lose("subscription refused: " + error);
+  }
   if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 3) return;
-  const std::string_view kind = reply_text(*reply.element[0]);
+  std::string_view kind = reply_text(*reply.element[0]);
+  const bool sharded = kind == "smessage" || kind == "ssubscribe" || kind == "sunsubscribe";
+  if (sharded) kind.remove_prefix(1);
   const std::string_view channel = reply_text(*reply.element[1]);
   if (channel == probe_channel_) {
     if (kind == "message") probe_received(reply_text(*reply.element[2]));
@@ -424,6 +557,13 @@ void RedisBroker::on_push(const redisReply& reply) {
         if (auto s = w.lock()) s->on_gap();
       }
     }
+  } else if (kind == "unsubscribe" && sharded && r.state == Channel::subscribed) {
+    // The server dropped it: the slot migrated. The Cluster broker moves the room to the
+    // slot's new master (with on_gap there); subscribing here again would only get MOVED.
+    r.state = Channel::none;
+    r.gap = true;
+    if (options_.on_redirect) options_.on_redirect();
+    return;
   } else if (kind == "unsubscribe") {
     r.state = Channel::none;
   }
@@ -495,6 +635,8 @@ void RedisBroker::stop() {
   retry_timer_.cancel();
   probe_timer_.cancel();
   queue_timer_.cancel();
+  master_timer_.cancel();
+  if (sentinel_) sentinel_->close();
   guard_.reset();
 }
 

@@ -12,6 +12,13 @@
 // connection in a bounded queue, so that a server starting alongside Redis does not fail
 // its first joins.
 //
+// Sentinel mode: the master's address comes from the Sentinels (SentinelDiscovery) on every
+// connection attempt, and is confirmed with ROLE on the command connection before anything
+// else; while connected, the Sentinels are asked again every probe_interval and whenever
+// one announces +switch-master (which can be missed: hence the polling too), and a
+// different answer, or a READONLY reply, renews the connections on the new master (the
+// subscriptions follow, with on_gap()).
+//
 // The probe: the subscriber connection also subscribes to a channel of its own
 // (<prefix>kasagi:probe:<random id>), on which the command connection publishes every
 // probe_interval. A publish that reaches nobody, or that Redis confirmed more than
@@ -31,6 +38,8 @@
 #include "broker/broker.hpp"
 #include "broker/redis_scripts.hpp"
 #include "broker/redis_url.hpp"
+#include "broker/sentinel_discovery.hpp"
+#include "broker/subscriber_connection.hpp"
 #include "telemetry/metrics.hpp"
 
 namespace kasagi::broker {
@@ -40,6 +49,15 @@ class RedisBroker final : public Broker {
   // `url`: redis://[[user]:password@]host[:port][/db]; throws std::invalid_argument when it
   // is malformed. Connects in the background: never blocks. `metrics` must outlive it.
   RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics);
+  // One given server, as parsed (ClusterBroker: one per master, with sharded pub/sub:
+  // SSUBSCRIBE and SPUBLISH on room channels; the probe stays classic).
+  RedisBroker(RedisUrl url, BrokerOptions options, metrics::Metrics& metrics,
+              bool sharded_pubsub = false);
+  // Sentinel mode: the master `sentinel.master_name`, found through `sentinel.sentinels`;
+  // `password` (AUTH on the master, "" = none). Throws std::invalid_argument when there is
+  // no Sentinel or no master name.
+  RedisBroker(SentinelSettings sentinel, std::string password, BrokerOptions options,
+              metrics::Metrics& metrics);
   ~RedisBroker() override;
 
   void claim(const std::string& room, const std::string& token, std::chrono::milliseconds ttl,
@@ -54,6 +72,9 @@ class RedisBroker final : public Broker {
   void subscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber) override;
   void unsubscribe(const std::string& room, const Subscriber* subscriber) override;
   void shutdown() override;
+  // As subscribe(), but the subscribers get on_gap() once the subscription is confirmed
+  // (ClusterBroker: a room moved here from another master).
+  void resubscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber);
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -69,16 +90,27 @@ class RedisBroker final : public Broker {
   };
   using Rooms = std::map<std::string, Room>;  // by channel name
 
+  RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel, BrokerOptions options,
+              metrics::Metrics& metrics, bool sharded_pubsub);
+
   // Commands.
   void submit(Op op);
   void send(const std::vector<std::string_view>& args, OnReply done,
             Clock::duration extra = {});
   void eval(scripts::Script script, const std::vector<std::string_view>& keys,
             const std::vector<std::string_view>& args, OnReply done);
+  void write(scripts::Script script, const std::vector<std::string_view>& keys,
+             const std::vector<std::string_view>& args,
+             std::function<Status(const redisReply*)> status, Done done);
   // Connection life cycle.
   void connect();
+  void resolve();
+  void check_master();
+  void verify_master();
+  void master_switched(const HostPort& master);
   void open_connections(const boost::asio::ip::tcp::endpoint& endpoint);
-  void handshake(RedisConnection& conn);
+  template <class Connection>
+  void handshake(Connection& conn);
   void load_scripts();
   void maybe_up();
   void lose(std::string_view why);
@@ -96,9 +128,10 @@ class RedisBroker final : public Broker {
   template <class F>
   auto guarded(F f);  // f, ignored once its connections are gone
 
-  const RedisUrl url_;
-  const std::string where_;  // host:port, for the logs
+  RedisUrl url_;       // the server's address and credentials (Sentinel mode: the master's)
+  std::string where_;  // host:port, for the logs
   const BrokerOptions options_;
+  const bool sharded_;  // room channels on sharded pub/sub (Cluster)
   metrics::Metrics& metrics_;
   const std::string probe_channel_;
 
@@ -108,8 +141,11 @@ class RedisBroker final : public Broker {
   boost::asio::steady_timer retry_timer_{io_};  // backoff, and the connect deadline
   boost::asio::steady_timer probe_timer_{io_};
   boost::asio::steady_timer queue_timer_{io_};
+  boost::asio::steady_timer master_timer_{io_};  // Sentinel mode: asks again periodically
+  std::unique_ptr<SentinelDiscovery> sentinel_;  // null unless in Sentinel mode
 
-  std::shared_ptr<RedisConnection> cmd_, sub_;
+  std::shared_ptr<RedisConnection> cmd_;
+  std::shared_ptr<SubscriberConnection> sub_;
   Link link_ = Link::down;
   std::uint64_t generation_ = 0;  // one per connection attempt
   bool cmd_ready_ = false, sub_ready_ = false;

@@ -41,6 +41,14 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 )lua";
 
+// The same with SPUBLISH (Cluster: the room channel is a shard channel of the room's slot).
+inline constexpr std::string_view kAppendSharded = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', unpack(ARGV, 5))
+redis.call('SPUBLISH', ARGV[3], ARGV[4])
+return 1
+)lua";
+
 // KEYS: owner, snapshot. ARGV: token, then the snapshot's field/value pairs.
 // If `token` holds the lease: replaces the snapshot, returns 1. Returns 0 (fenced) else.
 inline constexpr std::string_view kSaveSnapshot = R"lua(
@@ -55,8 +63,15 @@ inline constexpr std::string_view kLoad = R"lua(
 return {redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+')}
 )lua";
 
-enum Script { kClaimScript, kReleaseScript, kAppendScript, kSaveSnapshotScript, kLoadScript };
-inline constexpr std::array<std::string_view, 5> kAll = {kClaim, kRelease, kAppend,
-                                                         kSaveSnapshot, kLoad};
+enum Script {
+  kClaimScript,
+  kReleaseScript,
+  kAppendScript,
+  kSaveSnapshotScript,
+  kLoadScript,
+  kAppendShardedScript
+};
+inline constexpr std::array<std::string_view, 6> kAll = {kClaim,        kRelease, kAppend,
+                                                         kSaveSnapshot, kLoad,    kAppendSharded};
 
 }  // namespace kasagi::broker::scripts

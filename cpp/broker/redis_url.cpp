@@ -88,4 +88,45 @@ RedisUrl parse_redis_url(std::string_view url) {
   return out;
 }
 
+std::vector<HostPort> parse_host_list(std::string_view list, std::string_view what) {
+  auto bad_entry = [&](std::string_view entry, const std::string& why) {
+    throw std::invalid_argument(std::string(what) + ": '" + std::string(entry) + "' " + why +
+                                " (expected HOST:PORT[,HOST:PORT...])");
+  };
+  std::vector<HostPort> out;
+  if (list.find_first_not_of(' ') == std::string_view::npos) {
+    throw std::invalid_argument(std::string(what) + ": no address given (expected "
+                                "HOST:PORT[,HOST:PORT...])");
+  }
+  while (true) {
+    const auto comma = list.find(',');
+    std::string_view entry = list.substr(0, comma);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    HostPort hp;
+    std::string_view port;
+    if (entry.starts_with('[')) {  // [IPv6]:port
+      const auto close = entry.find(']');
+      if (close == std::string_view::npos || entry.substr(close + 1, 1) != ":") {
+        bad_entry(entry, "is not [IPv6]:PORT");
+      }
+      hp.host = entry.substr(1, close - 1);
+      port = entry.substr(close + 2);
+    } else {
+      const auto colon = entry.rfind(':');
+      if (colon == std::string_view::npos) bad_entry(entry, "has no port");
+      hp.host = entry.substr(0, colon);
+      port = entry.substr(colon + 1);
+    }
+    if (hp.host.empty()) bad_entry(entry, "has no host");
+    if (!parse_number(port, hp.port) || hp.port == 0) {
+      bad_entry(entry, "needs a port from 1 to 65535");
+    }
+    out.push_back(std::move(hp));
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
 }  // namespace kasagi::broker

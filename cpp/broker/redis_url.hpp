@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kasagi::broker {
 
@@ -18,5 +19,15 @@ struct RedisUrl {
 // '/' in a password); an IPv6 host is written in brackets ("redis://[::1]:6379").
 // Throws std::invalid_argument, naming the problem, for anything else.
 RedisUrl parse_redis_url(std::string_view url);
+
+struct HostPort {
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+// Parses "HOST:PORT[,HOST:PORT...]" (an IPv6 host in brackets; spaces around commas are
+// ignored), the addresses of Sentinels or Cluster seeds. `what` names the setting in
+// errors. Throws std::invalid_argument, naming the problem, for an empty list or a bad entry.
+std::vector<HostPort> parse_host_list(std::string_view list, std::string_view what);
 
 }  // namespace kasagi::broker

@@ -61,6 +61,11 @@ struct ServerConfig {
 
   // Sharing rooms across instances
   std::string redis;                   // redis://HOST:PORT/DB; empty = embedded broker
+  std::string sentinel;                // HOST:PORT,... of Sentinels (instead of redis)
+  std::string master_name = "kasagi-master";  // the master the Sentinels watch
+  std::string cluster;                 // HOST:PORT,... of Redis Cluster nodes (instead of redis)
+  std::string redis_password;          // AUTH on the master (Sentinel) or every node (Cluster)
+  std::string sentinel_password;       // AUTH on the Sentinels
   std::string key_prefix;
   std::string durability = "auto";     // auto, none, redis, replicated
   double lease_ttl = 3.0;              // seconds

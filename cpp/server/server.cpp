@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "broker/cluster_broker.hpp"
 #include "broker/redis_broker.hpp"
 #include "net/context.hpp"
 #include "net/io_pool.hpp"
@@ -37,10 +38,23 @@ std::string format_number(double v) {  // 20 -> "20", 0.5 -> "0.5"
 
 milliseconds ms(double seconds) { return duration_cast<milliseconds>(duration<double>(seconds)); }
 
+// Rooms are shared through Redis: a Redis URL, Sentinels or a Cluster.
+bool uses_redis(const ServerConfig& c) {
+  return !c.redis.empty() || !c.sentinel.empty() || !c.cluster.empty();
+}
+
 // "auto" resolved: redis with Redis, none without.
 std::string durability(const ServerConfig& c) {
   if (c.durability != "auto") return c.durability;
-  return c.redis.empty() ? "none" : "redis";
+  return uses_redis(c) ? "redis" : "none";
+}
+
+// The Sentinel settings; throws std::invalid_argument when they are malformed.
+broker::SentinelSettings sentinel_settings(const ServerConfig& c) {
+  if (c.master_name.empty()) throw std::invalid_argument("master_name: must not be empty");
+  return {.sentinels = broker::parse_host_list(c.sentinel, "sentinel"),
+          .master_name = c.master_name,
+          .password = c.sentinel_password};
 }
 
 net::NetSettings net_settings(const ServerConfig& c) {
@@ -145,7 +159,12 @@ Server::Server(ServerConfig config, std::shared_ptr<broker::Broker> broker)
   if (d != "auto" && d != "none" && d != "redis" && d != "replicated") {
     throw std::invalid_argument("durability must be one of auto, none, redis, replicated");
   }
-  if ((d == "redis" || d == "replicated") && config_.redis.empty() && !broker_) {
+  if (!config_.redis.empty() + !config_.sentinel.empty() + !config_.cluster.empty() > 1) {
+    throw std::invalid_argument("redis, sentinel and cluster: give one of them");
+  }
+  if (!config_.cluster.empty()) broker::parse_host_list(config_.cluster, "cluster");
+  if (!config_.sentinel.empty()) sentinel_settings(config_);  // fails now, not at start()
+  if ((d == "redis" || d == "replicated") && !uses_redis(config_) && !broker_) {
     throw std::invalid_argument("durability " + d + " needs redis to be set");
   }
   if (config_.ops_max_len < 2ull * config_.snapshot_every) {
@@ -174,7 +193,16 @@ void Server::start() {
   const auto settings = room_settings(config_);
   // Without Redis and without a broker shared in this process, the server is alone: its
   // rooms need no lease, log or snapshot, so it has no broker at all.
-  if ((!broker_ || owns_broker_) && !config_.redis.empty()) {
+  if ((!broker_ || owns_broker_) && !config_.cluster.empty()) {
+    broker_ = std::make_shared<broker::ClusterBroker>(
+        broker::parse_host_list(config_.cluster, "cluster"), config_.redis_password,
+        broker_options(config_), metrics_);
+    owns_broker_ = true;
+  } else if ((!broker_ || owns_broker_) && !config_.sentinel.empty()) {
+    broker_ = std::make_shared<broker::RedisBroker>(
+        sentinel_settings(config_), config_.redis_password, broker_options(config_), metrics_);
+    owns_broker_ = true;
+  } else if ((!broker_ || owns_broker_) && !config_.redis.empty()) {
     broker_ = std::make_shared<broker::RedisBroker>(config_.redis, broker_options(config_),
                                                     metrics_);
     owns_broker_ = true;

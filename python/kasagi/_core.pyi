@@ -187,3 +187,23 @@ def redis_broker(
     """A broker on Redis at ``url`` (redis://[[user]:password@]host[:port][/db]); connects
     in the background. Durations in seconds. Raises ValueError for a malformed URL and
     TypeError for an unknown option."""
+
+def cluster_broker(nodes: str, *, password: str = "", **options: Any) -> Broker:
+    """A broker on the Redis Cluster reached through ``nodes`` (HOST:PORT,...), each room
+    routed to the master of its hash slot; the options of redis_broker. Raises ValueError
+    for a malformed list."""
+
+def key_slot(key: bytes) -> int:
+    """The Redis Cluster hash slot of ``key``, as ``CLUSTER KEYSLOT`` computes it."""
+
+def sentinel_broker(
+    sentinels: str,
+    master_name: str,
+    *,
+    password: str = "",
+    sentinel_password: str = "",
+    **options: Any,
+) -> Broker:
+    """A broker on the Redis master ``master_name`` found through the Sentinels at
+    ``sentinels`` (HOST:PORT,...); ``password`` for the master, ``sentinel_password`` for
+    the Sentinels; the options of redis_broker. Raises ValueError for a malformed list."""

@@ -505,6 +505,46 @@ class Config:
         "with the embedded in-memory broker.",
         why="One process needs no dependency; Redis is opted into when scaling out.",
     )
+    sentinel: str = _setting(
+        "",
+        section="Sharing rooms across instances",
+        doc="HOST:PORT[,HOST:PORT...] of Redis Sentinels, instead of redis: the master "
+        "master_name is found through them, asked again on every reconnection and every "
+        "second, and followed after a failover (docs/operations.md).",
+        why="Sentinel is opted into for a Redis that survives the loss of its master; list "
+        "every Sentinel so that any reachable one can answer.",
+    )
+    master_name: str = _setting(
+        "kasagi-master",
+        section="Sharing rooms across instances",
+        doc="With sentinel: the name under which the Sentinels monitor the master.",
+        why="The name used by deploy/sentinel/ and kasagi redis up --sentinel.",
+    )
+    cluster: str = _setting(
+        "",
+        section="Sharing rooms across instances",
+        doc="HOST:PORT[,HOST:PORT...] of Redis Cluster nodes, instead of redis: each room is "
+        "routed to the master of its hash slot, the slot map is read from any node and "
+        "refreshed every second and on every redirection (docs/redis.md).",
+        why="Cluster is opted into when one Redis master is not enough; list several nodes "
+        "so that any reachable one can answer.",
+    )
+    redis_password: str = _setting(
+        "",
+        section="Sharing rooms across instances",
+        doc="With sentinel: the password of the Redis data nodes; with cluster: of every "
+        "node (AUTH; requirepass). With redis, the password goes in the URL.",
+        why="deploy/sentinel/ leaves requirepass off by default.",
+        secret=True,
+    )
+    sentinel_password: str = _setting(
+        "",
+        section="Sharing rooms across instances",
+        doc="With sentinel: the password of the Sentinels themselves (AUTH), if they have "
+        "one (requirepass in sentinel.conf).",
+        why="Sentinels have no password by default.",
+        secret=True,
+    )
     key_prefix: str = _setting(
         "",
         section="Sharing rooms across instances",
@@ -613,9 +653,28 @@ class Config:
             raise ConfigError(
                 f"redis: must look like redis://HOST:PORT/DB; got {self.redis!r}", key="redis"
             )
-        if self.durability in ("redis", "replicated") and not self.redis:
+        if self.redis and self.sentinel:
+            raise ConfigError("redis and sentinel: give one or the other", key="sentinel")
+        if self.cluster and (self.redis or self.sentinel):
+            raise ConfigError("cluster: give redis, sentinel or cluster, not two", key="cluster")
+        for name in ("sentinel", "cluster"):
+            for address in getattr(self, name).split(",") if getattr(self, name) else ():
+                host, _, port = address.strip().rpartition(":")
+                if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                    raise ConfigError(
+                        f"{name}: {address.strip()!r} is not HOST:PORT "
+                        "(expected HOST:PORT[,HOST:PORT...])",
+                        key=name,
+                    )
+        if self.sentinel:
+            if not self.master_name:
+                raise ConfigError("master_name: must not be empty with sentinel", key="master_name")
+        if self.durability in ("redis", "replicated") and not (
+            self.redis or self.sentinel or self.cluster
+        ):
             raise ConfigError(
-                f"durability {self.durability!r} needs redis to be set", key="durability"
+                f"durability {self.durability!r} needs redis, sentinel or cluster to be set",
+                key="durability",
             )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError(
@@ -775,6 +834,11 @@ class Settings(TypedDict, total=False):
     send_queue_max_messages: int
     slow_consumer_window: float
     redis: str
+    sentinel: str
+    master_name: str
+    cluster: str
+    redis_password: str
+    sentinel_password: str
     key_prefix: str
     durability: str
     lease_ttl: float

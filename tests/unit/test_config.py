@@ -54,6 +54,11 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "send_queue_max_messages": 4096,
     "slow_consumer_window": 10.0,
     "redis": "",
+    "sentinel": "",
+    "master_name": "kasagi-master",
+    "cluster": "",
+    "redis_password": "",
+    "sentinel_password": "",
     "key_prefix": "",
     "durability": "auto",
     "lease_ttl": 3.0,
@@ -122,6 +127,29 @@ def test_core_defaults_equal_config_defaults() -> None:
     for name in Config.field_names():
         assert getattr(core, name) == expected[name], name
         assert type(getattr(core, name)) is type(expected[name]), name
+
+
+def test_core_refuses_bad_sentinel_settings() -> None:
+    from kasagi import _core
+
+    _core.Server(Config(sentinel="127.0.0.1:26379,[::1]:26380").to_core())  # accepted
+    for sentinel, master_name, message in [
+        ("nope", "m", "sentinel: 'nope' has no port"),
+        ("h:99999", "m", "sentinel: 'h:99999' needs a port"),
+        ("h:1", "", "master_name: must not be empty"),
+    ]:
+        core = Config().to_core()
+        core.sentinel, core.master_name = sentinel, master_name
+        with pytest.raises(ValueError, match=message):
+            _core.Server(core)
+    core = Config(sentinel="h:1").to_core()
+    core.redis = "redis://h"
+    with pytest.raises(ValueError, match="redis, sentinel and cluster: give one"):
+        _core.Server(core)
+    core = Config().to_core()
+    core.cluster = "h:1,nope"
+    with pytest.raises(ValueError, match="cluster: 'nope' has no port"):
+        _core.Server(core)
 
 
 def test_to_core_round_trip() -> None:
@@ -197,6 +225,12 @@ def test_replace_merges_and_validates() -> None:
         ({"permessage_deflate": 1}, r"permessage_deflate: must be true or false"),
         ({"max_header_bytes": 100}, r"max_header_bytes: must be between 256"),
         ({"join_rate_per_ip": -1}, r"join_rate_per_ip: must be >= 0"),
+        ({"sentinel": "host"}, r"sentinel: 'host' is not HOST:PORT"),
+        ({"sentinel": "a:1, b:x"}, r"sentinel: 'b:x' is not HOST:PORT"),
+        ({"sentinel": "a:1", "redis": "redis://h"}, r"redis and sentinel: give one or the other"),
+        ({"master_name": "", "sentinel": "a:1"}, r"master_name: must not be empty"),
+        ({"cluster": "a:1,b"}, r"cluster: 'b' is not HOST:PORT"),
+        ({"cluster": "a:1", "redis": "redis://h"}, r"cluster: give redis, sentinel or cluster"),
     ],
 )
 def test_invalid_values_are_refused_with_the_setting_named(
