@@ -20,6 +20,7 @@ from typing import Any, Unpack
 
 from kasagi import _core
 from kasagi.config import Config, Settings
+from kasagi.rooms import RoomType, register
 
 __all__ = ["Server"]
 
@@ -42,6 +43,34 @@ class Server:
         base = config if config is not None else Config(port=0)
         self._config = base.replace(**settings)
         self._core: Any = None
+        self._room_types: list[type[RoomType]] = []
+
+    # ------------------------------------------------------------------------------------
+    # Room types
+
+    def add_room_type(self, room_type: type[RoomType]) -> type[RoomType]:
+        """Registers a room type (a :class:`kasagi.RoomType` subclass) for the rooms whose
+        id matches its ``rooms`` patterns; the first type registered that matches a room
+        wins. Call before :meth:`start`. Returns ``room_type`` (usable as a decorator).
+
+        Raises:
+            TypeError: not a RoomType subclass.
+            ValueError: its patterns or path rules are invalid.
+            RuntimeError: the server is already running.
+        """
+        if self.running:
+            raise RuntimeError("room types are registered before start()")
+        if not (isinstance(room_type, type) and issubclass(room_type, RoomType)):
+            raise TypeError(f"{room_type!r} is not a kasagi.RoomType subclass")
+        room_type.patterns()  # fail now rather than at start()
+        room_type.rules()
+        self._room_types.append(room_type)
+        return room_type
+
+    @property
+    def room_types(self) -> tuple[type[RoomType], ...]:
+        """The registered room types, in order."""
+        return tuple(self._room_types)
 
     # ------------------------------------------------------------------------------------
     # Lifecycle
@@ -55,6 +84,8 @@ class Server:
         if self.running:
             raise RuntimeError("the server is already running")
         core = _core.Server(self._config.to_core())
+        for room_type in self._room_types:
+            register(core, room_type)
         core.start()
         self._core = core
         return self
