@@ -62,6 +62,7 @@ def report(a: Any, results: list[tuple[str, dict[str, Any]]]) -> None:
     row("server CPU % of a core", lambda r: fmt(
         None if r.get("server_cpu_seconds") is None else r["server_cpu_seconds"] / a.duration * 100, 0))
     row("CPU-µs per update in", lambda r: fmt(per_update_in(r)))
+    row("loadgen send lag p99 ms", lambda r: fmt(r["send_lag_ms"]["p99"]))
     row("errors", lambda r: str(r["errors"]))
     widths = [max(len(x[i]) for x in rows) for i in range(len(rows[0]))]
     for r in rows:

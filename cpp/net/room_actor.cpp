@@ -26,8 +26,8 @@ class Refuser final : public room::Inbox {
   Refuser(const std::string& id, std::uint64_t uid, metrics::Metrics& metrics)
       : id_(id), uid_(uid), metrics_(metrics) {}
   void join(const room::MemberPtr& m, const Message& msg, Clock::time_point) override {
+    m->removed_from_room(uid_, id_);  // first: see room::Room::refuse_join
     refuse(m, msg);
-    m->removed_from_room(uid_, id_);
   }
   void leave(const room::MemberPtr& m, const Message& msg, Clock::time_point) override { refuse(m, msg); }
   void update(const room::MemberPtr& m, const Message& msg, Clock::time_point) override { refuse(m, msg); }

@@ -95,6 +95,17 @@ void Room::send_error(const MemberPtr& m, ErrorCode code, std::string_view text,
   send(m, protocol::make_error(code, text, id_, cause.request_id));
 }
 
+void Room::refuse_join(const MemberPtr& m, ErrorCode code, std::string_view text,
+                       const Message& cause) {
+  // A local connection learns it is not a member before the ERROR can reach its client:
+  // otherwise a client that joins again at once (on its own thread, as soon as the ERROR
+  // arrives) could have that new membership undone by this refusal's late notice. A
+  // remote one (through its relay) must still be known when its ERROR gets there.
+  if (!m->remote()) m->removed_from_room(uid_, id_);
+  send_error(m, code, text, cause);
+  if (m->remote()) m->removed_from_room(uid_, id_);
+}
+
 void Room::send_ack(const MemberPtr& m, const Message& cause) {
   Message ack;
   ack.type = Type::ack;
@@ -154,6 +165,7 @@ void Room::remove_player(const std::string& player_id, std::string_view reason,
   release(it->second);
   by_token_.erase(it->second.token);
   players_.erase(it);
+  if (players_.empty()) next_hook_tick_.reset();  // on_tick resumes with the next join
 
   const state::Path path = {"players", player_id};
   if (builder_.apply(state_, path, nullptr)) {
@@ -198,27 +210,23 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   std::optional<std::uint64_t> last_version;
   if (auto* t = attrs.if_contains(kSessionToken)) {
     if (!t->is_string()) {
-      send_error(m, ErrorCode::bad_message, "payload.sessionToken: must be a string", msg);
-      m->removed_from_room(uid_, id_);
-      return;
+      return refuse_join(m, ErrorCode::bad_message, "payload.sessionToken: must be a string",
+                         msg);
     }
     token = std::string(t->get_string());
   }
   if (auto* v = attrs.if_contains(kLastVersion)) {
     if (!v->is_int64() || v->get_int64() < 0) {
-      send_error(m, ErrorCode::bad_message,
-                 "payload.lastVersion: must be a non-negative integer", msg);
-      m->removed_from_room(uid_, id_);
-      return;
+      return refuse_join(m, ErrorCode::bad_message,
+                         "payload.lastVersion: must be a non-negative integer", msg);
     }
     last_version = static_cast<std::uint64_t>(v->get_int64());
   }
   if (auto* t = attrs.if_contains(kRoomType); t && !type_name_.empty()) {
     if (!t->is_string() || t->get_string() != type_name_) {
-      send_error(m, ErrorCode::forbidden,
-                 "payload.roomType: room " + id_ + " is of type '" + type_name_ + "'", msg);
-      m->removed_from_room(uid_, id_);
-      return;
+      return refuse_join(m, ErrorCode::forbidden,
+                         "payload.roomType: room " + id_ + " is of type '" + type_name_ + "'",
+                         msg);
     }
   }
   attrs.erase(kSessionToken);
@@ -254,10 +262,9 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   }
 
   if (players_.size() >= settings_.max_members) {
-    send_error(m, ErrorCode::room_full,
-               "room is full (" + std::to_string(settings_.max_members) + " players)", msg);
-    m->removed_from_room(uid_, id_);
-    return;
+    return refuse_join(m, ErrorCode::room_full,
+                       "room is full (" + std::to_string(settings_.max_members) + " players)",
+                       msg);
   }
 
   Player p;
@@ -279,14 +286,12 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
         attrs.erase("playerId");
         break;
       case HookVerdict::Kind::reject:
-        send_error(m, ErrorCode::forbidden,
-                   verdict.reason.empty() ? "the room refused the join" : verdict.reason, msg);
-        m->removed_from_room(uid_, id_);
-        return;
+        return refuse_join(m, ErrorCode::forbidden,
+                           verdict.reason.empty() ? "the room refused the join" : verdict.reason,
+                           msg);
       case HookVerdict::Kind::error:
-        hook_failed(m, "on_join", msg);
-        m->removed_from_room(uid_, id_);
-        return;
+        return refuse_join(m, ErrorCode::internal,
+                           "the room's on_join hook failed; the server logged why", msg);
     }
   }
 
@@ -576,6 +581,7 @@ bool Room::kick(const std::string& player_id, std::string_view message) {
   if (it == players_.end()) return false;
   const std::string pid = player_id;  // the caller's string may live in the entry
   MemberPtr member = it->second.member;
+  if (member && !member->remote()) member->removed_from_room(uid_, id_);  // see refuse_join
   if (member) {
     Message left;
     left.type = Type::player_left;
@@ -585,7 +591,7 @@ bool Room::kick(const std::string& player_id, std::string_view message) {
     send(member, left);
   }
   remove_player(pid, "kicked", hook_now_);
-  if (member) member->removed_from_room(uid_, id_);
+  if (member && member->remote()) member->removed_from_room(uid_, id_);
   return true;
 }
 

@@ -133,6 +133,9 @@ class Room final : public Inbox, public RoomControl {
   void send_error(const MemberPtr& m, protocol::ErrorCode code, std::string_view text,
                   const protocol::Message& cause);
   void send_ack(const MemberPtr& m, const protocol::Message& cause);
+  // ERROR `code` for a JOIN_ROOM, and the member is told it is not in the room.
+  void refuse_join(const MemberPtr& m, protocol::ErrorCode code, std::string_view text,
+                   const protocol::Message& cause);
   void send_durable_ack(const MemberPtr& m, const protocol::Message& cause);
   std::uint64_t tick_at(Clock::time_point now) const;
   bool wants(RoomHooks::Hook h) const { return hooks_ && (hook_mask_ & h); }

@@ -379,3 +379,32 @@ def test_slow_hook_does_not_stall_other_rooms(serve):
     assert sleeper.expect("ACK", timeout=5)["requestId"] == 1
     for w in (sleeper, plain, hooked):
         w.close()
+
+
+def test_unusable_hook_results_are_internal_errors(serve, caplog):
+    class Odd(RoomType):
+        rooms = "odd-*"
+
+        def on_join(self, room, player, attrs):
+            return attrs if attrs.get("ok") else "yes"  # not None, a bool or a dict
+
+        def on_update(self, room, player, patch):
+            if "nest" in patch:
+                return {"n": {"a": {"b": {"c": 1}}}}
+            return {"deep": patch["v"]} if "v" in patch else None
+
+    server = serve(Odd, max_state_depth=4)
+    w = Wire(server.url)
+    with caplog.at_level(logging.ERROR, logger="kasagi.hooks"):
+        w.send({"type": "JOIN_ROOM", "roomId": "odd-1", "payload": {}})
+        assert w.expect("ERROR")["payload"]["code"] == "INTERNAL"
+    assert any("returned 'str'" in r.getMessage() for r in caplog.records)
+    w.join("odd-1", ok=True)
+    first = update(w, "odd-1", {"v": 1}, 1)
+    assert first["type"] == "ACK", first
+    # a corrected patch deeper than max_state_depth cannot apply: INTERNAL, nothing changes
+    code, _ = error(update(w, "odd-1", {"nest": 1}, 2))
+    assert code == "INTERNAL"
+    me = next(iter(server.room_state("odd-1")["state"]["players"].values()))
+    assert me == {"ok": True, "deep": 1}
+    w.close()
