@@ -92,8 +92,8 @@ class PyRoomHooks final : public room::RoomHooks {
 
   unsigned hooks() const override { return mask_; }
 
-  void on_create(room::RoomControl& room) override {
-    call(room, "on_create", [&] { create_(); });
+  bool on_create(room::RoomControl& room) override {
+    return call(room, "on_create", [&] { return create_(); });
   }
   room::HookVerdict on_join(room::RoomControl& room, const std::string& player_id,
                             const state::Object& attrs, const state::Object& claims) override {
@@ -106,20 +106,21 @@ class PyRoomHooks final : public room::RoomHooks {
       return update_(player_id, state::format_pointer(path), to_python(patch));
     });
   }
-  void on_leave(room::RoomControl& room, const std::string& player_id,
+  bool on_leave(room::RoomControl& room, const std::string& player_id,
                 std::string_view reason) override {
-    call(room, "on_leave", [&] { leave_(player_id, std::string(reason)); });
+    return call(room, "on_leave", [&] { return leave_(player_id, std::string(reason)); });
   }
-  void on_tick(room::RoomControl& room, double dt) override {
-    call(room, "on_tick", [&] { tick_(dt); });
+  bool on_tick(room::RoomControl& room, double dt) override {
+    return call(room, "on_tick", [&] { return tick_(dt); });
   }
-  void on_dispose(room::RoomControl& room) override {
-    call(room, "on_dispose", [&] { dispose_(); });
+  bool on_dispose(room::RoomControl& room) override {
+    return call(room, "on_dispose", [&] { return dispose_(); });
   }
 
  private:
-  // Runs f with the GIL and the handle bound to `room`. The dispatcher catches what the
-  // user's hook raises; what escapes it (a conversion failing, say) is logged here.
+  // Runs f with the GIL and the handle bound to `room`; returns false if it failed. The
+  // dispatcher catches what the user's hook raises (and returns False for a notification
+  // that raised); what escapes it (a conversion failing, say) is logged here.
   template <class F>
   bool call(room::RoomControl& room, const char* hook, F f) {
     keep_thread_state();
@@ -127,7 +128,8 @@ class PyRoomHooks final : public room::RoomHooks {
     handle_->enter(room);
     bool ok = true;
     try {
-      f();
+      py::object r = f();
+      ok = !(r.ptr() == Py_False);
     } catch (py::error_already_set& e) {
       log::error("room " + room.id() + ": " + hook + " failed: " + e.what());
       ok = false;
@@ -144,7 +146,7 @@ class PyRoomHooks final : public room::RoomHooks {
     room::HookVerdict v;
     const bool ok = call(room, hook, [&] {
       py::object r = f();
-      if (r.is_none()) return;
+      if (r.is_none()) return r;
       auto t = r.cast<py::tuple>();
       const auto kind = t[0].cast<std::string>();
       if (kind == "replace") {
@@ -156,6 +158,7 @@ class PyRoomHooks final : public room::RoomHooks {
       } else {
         v.kind = room::HookVerdict::Kind::error;
       }
+      return py::object(py::none());
     });
     if (!ok) v.kind = room::HookVerdict::Kind::error;
     return v;
@@ -171,7 +174,7 @@ class PyRoomHooks final : public room::RoomHooks {
 class BrokenHooks final : public room::RoomHooks {
  public:
   unsigned hooks() const override { return join | update; }
-  void on_create(room::RoomControl&) override {}
+  bool on_create(room::RoomControl&) override { return true; }
   room::HookVerdict on_join(room::RoomControl&, const std::string&, const state::Object&,
                             const state::Object&) override {
     return {room::HookVerdict::Kind::error, {}, {}};
@@ -180,9 +183,11 @@ class BrokenHooks final : public room::RoomHooks {
                               const state::Value&) override {
     return {room::HookVerdict::Kind::error, {}, {}};
   }
-  void on_leave(room::RoomControl&, const std::string&, std::string_view) override {}
-  void on_tick(room::RoomControl&, double) override {}
-  void on_dispose(room::RoomControl&) override {}
+  bool on_leave(room::RoomControl&, const std::string&, std::string_view) override {
+    return true;
+  }
+  bool on_tick(room::RoomControl&, double) override { return true; }
+  bool on_dispose(room::RoomControl&) override { return true; }
 };
 
 // Holds a Python object from C++ code that may drop it on any thread.

@@ -26,6 +26,16 @@ constexpr std::string_view kSessionToken = "sessionToken";
 constexpr std::string_view kLastVersion = "lastVersion";
 constexpr std::string_view kRoomType = "roomType";
 
+// Times one hook call into kasagi_hook_duration_seconds; failed() counts it as a failure.
+struct HookClock {
+  metrics::Metrics& metrics;
+  Clock::time_point start = Clock::now();
+  void failed() { metrics.hook_failures.fetch_add(1, std::memory_order_relaxed); }
+  ~HookClock() {
+    metrics.hook_duration.observe(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+};
+
 // "'/a/b'". Built by appending: GCC 12 at -O3 warns falsely (-Wrestrict) on "'" + string.
 std::string quoted(const state::Path& path) {
   std::string out = "'";
@@ -180,7 +190,8 @@ void Room::remove_player(const std::string& player_id, std::string_view reason,
   broadcast(left, nullptr);
   if (wants(RoomHooks::leave)) {
     hook_now_ = now;
-    hooks_->on_leave(*this, player_id, reason);
+    HookClock clock{metrics_};
+    if (!hooks_->on_leave(*this, player_id, reason)) clock.failed();
   }
 }
 
@@ -274,7 +285,12 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
 
   if (wants(RoomHooks::join)) {
     hook_now_ = now;
-    auto verdict = hooks_->on_join(*this, p.id, attrs, m->identity().claims);
+    HookVerdict verdict;
+    {
+      HookClock clock{metrics_};
+      verdict = hooks_->on_join(*this, p.id, attrs, m->identity().claims);
+      if (verdict.kind == HookVerdict::Kind::error) clock.failed();
+    }
     if (verdict.kind == HookVerdict::Kind::replace && !verdict.value.is_object()) {
       log::error("room " + id_ + ": on_join returned something other than a dict");
       verdict.kind = HookVerdict::Kind::error;
@@ -380,7 +396,12 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
   if (wants(RoomHooks::update)) {
     hook_now_ = now;
     const std::string player_id = p->id;
-    auto verdict = hooks_->on_update(*this, player_id, target, patch);
+    HookVerdict verdict;
+    {
+      HookClock clock{metrics_};
+      verdict = hooks_->on_update(*this, player_id, target, patch);
+      if (verdict.kind == HookVerdict::Kind::error) clock.failed();
+    }
     p = attached_player(m.get());
     if (!p) return;  // the hook kicked the writer: it was told
     switch (verdict.kind) {
@@ -485,7 +506,8 @@ void Room::set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name,
   type_name_ = std::move(type_name);
   if (wants(RoomHooks::create)) {
     hook_now_ = now;
-    hooks_->on_create(*this);
+    HookClock clock{metrics_};
+    if (!hooks_->on_create(*this)) clock.failed();
   }
   if (ticking()) {  // a recovered room has players already
     last_hook_tick_ = now;
@@ -496,7 +518,8 @@ void Room::set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name,
 void Room::dispose_hooks(Clock::time_point now) {
   if (wants(RoomHooks::dispose)) {
     hook_now_ = now;
-    hooks_->on_dispose(*this);
+    HookClock clock{metrics_};
+    if (!hooks_->on_dispose(*this)) clock.failed();
   }
   hooks_.reset();
   hook_mask_ = 0;
@@ -742,7 +765,10 @@ void Room::on_timer(Clock::time_point now) {
     last_hook_tick_ = now;
     next_hook_tick_ = next_tick_boundary(now);  // a slow hook skips ticks; dt tells it
     hook_now_ = now;
-    hooks_->on_tick(*this, dt);
+    {
+      HookClock clock{metrics_};
+      if (!hooks_->on_tick(*this, dt)) clock.failed();
+    }
     if (flush_due_) flush(now);  // this tick's changes, the hook's included, leave now
   }
   if (flush_due_ && now >= *flush_due_) flush(now);

@@ -56,7 +56,9 @@ class RoomHooks {
   // The Hook bits of the hooks this room type sets; the room calls no other.
   virtual unsigned hooks() const = 0;
 
-  virtual void on_create(RoomControl& room) = 0;
+  // The notifications (on_create, on_leave, on_tick, on_dispose) return false when the hook
+  // failed (it was logged; the room carries on).
+  virtual bool on_create(RoomControl& room) = 0;
   // Before a new player's entry is added (not on a resume). `claims`: the connection's
   // verified token claims ({} when anonymous).
   virtual HookVerdict on_join(RoomControl& room, const std::string& player_id,
@@ -66,13 +68,13 @@ class RoomHooks {
   virtual HookVerdict on_update(RoomControl& room, const std::string& player_id,
                                 const state::Path& path, const state::Value& patch) = 0;
   // After the player's entry is removed. reason: left, timeout, kicked.
-  virtual void on_leave(RoomControl& room, const std::string& player_id,
+  virtual bool on_leave(RoomControl& room, const std::string& player_id,
                         std::string_view reason) = 0;
   // At each tick boundary while the room has players; `dt` seconds since the previous call.
-  virtual void on_tick(RoomControl& room, double dt) = 0;
+  virtual bool on_tick(RoomControl& room, double dt) = 0;
   // The room is going away here (disposed when empty, handed to another authority, or the
   // server stops).
-  virtual void on_dispose(RoomControl& room) = 0;
+  virtual bool on_dispose(RoomControl& room) = 0;
 };
 
 }  // namespace kasagi::room

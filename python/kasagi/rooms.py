@@ -284,18 +284,21 @@ class _Dispatcher:
                   self.room.id, self._type, hook, type(result).__name__)
         return ("error", None)
 
-    def _notify(self, hook: str, call: Callable[[], Any]) -> None:
+    def _notify(self, hook: str, call: Callable[[], Any]) -> bool:
+        """Runs a notification hook; False if it raised (logged)."""
         if self._impl is None:
-            return
+            return True
         try:
             call()
         except Exception:
             self._failed(hook)
+            return False
+        return True
 
     # Called by the native room (cpp/bindings/bind_hooks.cpp), with the GIL.
 
-    def create(self) -> None:
-        self._notify("on_create", lambda: self._impl.on_create(self.room))  # type: ignore[union-attr]
+    def create(self) -> bool:
+        return self._notify("on_create", lambda: self._impl.on_create(self.room))  # type: ignore[union-attr]
 
     def join(self, player: str, attrs: dict[str, Any], claims: dict[str, Any]) -> Any:
         impl = self._impl
@@ -313,14 +316,14 @@ class _Dispatcher:
         return self._verdict("on_update", lambda: impl.on_update(  # type: ignore[union-attr]
             self.room, player, patch))
 
-    def leave(self, player: str, reason: str) -> None:
-        self._notify("on_leave", lambda: self._impl.on_leave(self.room, player, reason))  # type: ignore[union-attr]
+    def leave(self, player: str, reason: str) -> bool:
+        return self._notify("on_leave", lambda: self._impl.on_leave(self.room, player, reason))  # type: ignore[union-attr]
 
-    def tick(self, dt: float) -> None:
-        self._notify("on_tick", lambda: self._impl.on_tick(self.room, dt))  # type: ignore[union-attr]
+    def tick(self, dt: float) -> bool:
+        return self._notify("on_tick", lambda: self._impl.on_tick(self.room, dt))  # type: ignore[union-attr]
 
-    def dispose(self) -> None:
-        self._notify("on_dispose", lambda: self._impl.on_dispose(self.room))  # type: ignore[union-attr]
+    def dispose(self) -> bool:
+        return self._notify("on_dispose", lambda: self._impl.on_dispose(self.room))  # type: ignore[union-attr]
 
 
 def register(core_server: Any, room_type: type[RoomType]) -> None:

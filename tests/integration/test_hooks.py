@@ -220,6 +220,9 @@ def test_update_hook_corrects_rejects_and_survives_errors(serve, caplog):
     with caplog.at_level(logging.ERROR, logger="kasagi.hooks"):
         code, text = error(update(w, "game-2", {"boom": 1}, 4))
     assert code == "INTERNAL" and "on_update" in text
+    metrics = server.metrics()
+    assert "kasagi_hook_failures_total 1\n" in metrics
+    assert "kasagi_hook_duration_seconds_count " in metrics
     logged = [r for r in caplog.records if r.name == "kasagi.hooks"]
     assert len(logged) == 1 and "RuntimeError: boom in on_update" in logged[0].getMessage()
     assert "Traceback" in logged[0].getMessage()
