@@ -17,6 +17,12 @@ class Counted(RoomType):
         room.set("/hooks/joins", room.get("/hooks/joins", 0) + 1)
 
     def on_update(self, room, player, patch):
+        if "shout" in patch:
+            room.broadcast("shout", {"from": player})
+            return {}
+        if "kick" in patch:
+            room.kick(patch["kick"], "out")
+            return {}
         room.set("/hooks/updates", room.get("/hooks/updates", 0) + 1)
         room.set("/hooks/updated_in", str(os.getpid()))
         return {**patch, "x": patch.get("x", 0) * 10}  # visibly the authority's correction

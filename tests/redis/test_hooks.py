@@ -30,7 +30,16 @@ def test_hooks_run_only_at_the_authority(redis_server: RedisServer, kasagi_insta
             await b.update("counted-1", {"x": 1}, ack=True)
             version = await a.update("counted-1", {"x": 2}, ack=True)
             await b.wait_version("counted-1", version)
-            return mirror.state
+            state = dict(mirror.state)
+            # Events and kicks reach members connected to a relay as well.
+            await a.update("counted-1", {"shout": 1}, ack=True)
+            event = await b.wait_message("ROOM_EVENT", timeout=5)
+            assert event["payload"] == {"name": "shout", "data": {"from": a.rooms["counted-1"].player_id}}
+            await a.update("counted-1", {"kick": mirror.player_id}, ack=True)
+            left = await b.wait_message("PLAYER_LEFT", timeout=5)
+            assert left["payload"] == {"playerId": mirror.player_id, "reason": "kicked",
+                                       "message": "out"}
+            return state
 
     state = asyncio.run(play())
     hooks = state["hooks"]
