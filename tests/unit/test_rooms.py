@@ -70,3 +70,11 @@ def test_room_types_of():
     for bad in ([], [Plain, 3], "Plain", {"a": Plain}):
         with pytest.raises(TypeError):
             room_types_of(bad)
+
+
+def test_serve_with_a_wrong_app_exits_2(run_kasagi):
+    done = run_kasagi("serve", "--port", "0", "--app", "no_such_module_here:Arena")
+    assert done.returncode == 2
+    assert "--app" in done.stderr and "no_such_module_here" in done.stderr
+    done = run_kasagi("serve", "--port", "0", "--app", f"{ARENA}:SIZE")
+    assert done.returncode == 2 and "RoomType" in done.stderr
