@@ -21,7 +21,7 @@ from kasagi import _core  # noqa: F401 - the native core; fails here if it is no
 from kasagi.client import AsyncClient, Client, Disconnected, FrameError, KasagiError
 from kasagi.config import Config, ConfigError, docs_markdown
 from kasagi.mirror import RoomMirror, merge_patch, merge_patch_diff, merge_patch_in_place
-from kasagi.rooms import Reject, Room, RoomType, Rule
+from kasagi.rooms import Reject, Room, RoomType, Rule, room_type
 from kasagi.server import Server
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "merge_patch",
     "merge_patch_diff",
     "merge_patch_in_place",
+    "room_type",
 ]
 
 try:

@@ -23,12 +23,23 @@ Example::
     server = kasagi.Server()
     server.add_room_type(Arena)
 
+Or with decorated functions (:func:`room_type`), which build the same class::
+
+    arena = kasagi.room_type("arena-*", writable=("/players/$self",))
+
+    @arena.on_update
+    def clamp(room, player, patch):
+        ...
+
+    server.add_room_type(arena)
+
 What a hook may return, raise, and do with the :class:`Room`, and the threading model: see
 docs/hooks.md. Hooks never run at a relay (an instance that is not the room's authority).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import traceback
@@ -36,7 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-__all__ = ["HOOKS", "Reject", "Room", "RoomType", "Rule"]
+__all__ = ["HOOKS", "Reject", "Room", "RoomType", "RoomTypeBuilder", "Rule", "room_type"]
 
 log = logging.getLogger("kasagi.hooks")
 
@@ -231,6 +242,66 @@ class RoomType:
                    if getattr(cls, hook) is not getattr(RoomType, hook))
 
 
+class RoomTypeBuilder:
+    """A room type declared with decorated functions (see :func:`room_type`). Each
+    decorator (``on_create``, ``on_join``, ``on_update``, ``on_leave``, ``on_tick``,
+    ``on_dispose``) registers a function taking the hook's arguments without ``self``
+    and returns it unchanged. :meth:`build` (called by ``Server.add_room_type``) makes the
+    equivalent :class:`RoomType` subclass."""
+
+    def __init__(self, rooms: str | Sequence[str], name: str,
+                 writable: Sequence[str | Rule]) -> None:
+        self.rooms, self.name, self.writable = rooms, name, tuple(writable)
+        self.hooks: dict[str, Callable[..., Any]] = {}
+
+    def _register(self, hook: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if hook in self.hooks:
+            raise ValueError(f"room type {self.name or self.rooms!r}: {hook} is set twice")
+        self.hooks[hook] = fn
+        return fn
+
+    def on_create(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._register("on_create", fn)
+
+    def on_join(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._register("on_join", fn)
+
+    def on_update(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._register("on_update", fn)
+
+    def on_leave(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._register("on_leave", fn)
+
+    def on_tick(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._register("on_tick", fn)
+
+    def on_dispose(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._register("on_dispose", fn)
+
+    def build(self) -> type[RoomType]:
+        """Returns the RoomType subclass these declarations make (a new one each time)."""
+        def method(fn: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(fn)  # its signature (claims=, path=) is what the room inspects
+            def hook(self: RoomType, *args: Any, **kwargs: Any) -> Any:
+                return fn(*args, **kwargs)
+            return hook
+
+        namespace: dict[str, Any] = {"rooms": self.rooms, "name": self.name,
+                                     "writable": self.writable}
+        namespace.update({hook: method(fn) for hook, fn in self.hooks.items()})
+        label = self.name or "RoomType"
+        return type(label if label.isidentifier() else "RoomType", (RoomType,), namespace)
+
+
+def room_type(rooms: str | Sequence[str], *, name: str = "",
+              writable: Sequence[str | Rule] = ("/players/$self",)) -> RoomTypeBuilder:
+    """Declares a room type with decorated functions instead of a class: ``rooms``,
+    ``name`` and ``writable`` mean what the :class:`RoomType` attributes do (the name
+    defaults to ``"RoomType"``). Register the result with ``Server.add_room_type`` or
+    ``kasagi serve --app module:attr``."""
+    return RoomTypeBuilder(rooms, name, writable)
+
+
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
     try:
         params = inspect.signature(fn).parameters
@@ -341,12 +412,17 @@ def register(core_server: Any, room_type: type[RoomType]) -> None:
 
 
 def room_types_of(obj: Any) -> list[type[RoomType]]:
-    """The room types an ``--app`` target names: a RoomType subclass, or an iterable of
-    them."""
-    if isinstance(obj, type) and issubclass(obj, RoomType):
-        return [obj]
+    """The room types an ``--app`` target names: a RoomType subclass or a
+    :class:`RoomTypeBuilder`, or an iterable of them."""
+    def one(t: Any) -> type[RoomType] | None:
+        if isinstance(t, RoomTypeBuilder):
+            return t.build()
+        return t if isinstance(t, type) and issubclass(t, RoomType) else None
+
+    if (single := one(obj)) is not None:
+        return [single]
     if isinstance(obj, Iterable) and not isinstance(obj, (str, bytes, Mapping)):
-        types = list(obj)
-        if types and all(isinstance(t, type) and issubclass(t, RoomType) for t in types):
-            return types
+        types = [one(t) for t in obj]
+        if types and all(t is not None for t in types):
+            return types  # type: ignore[return-value]
     raise TypeError(f"{obj!r} is neither a kasagi.RoomType subclass nor a list of them")

@@ -20,7 +20,7 @@ from typing import Any, Unpack
 
 from kasagi import _core
 from kasagi.config import Config, Settings
-from kasagi.rooms import RoomType, register
+from kasagi.rooms import RoomType, RoomTypeBuilder, register
 
 __all__ = ["Server"]
 
@@ -48,8 +48,11 @@ class Server:
     # ------------------------------------------------------------------------------------
     # Room types
 
-    def add_room_type(self, room_type: type[RoomType]) -> type[RoomType]:
-        """Registers a room type (a :class:`kasagi.RoomType` subclass) for the rooms whose
+    def add_room_type(
+        self, room_type: type[RoomType] | RoomTypeBuilder
+    ) -> type[RoomType] | RoomTypeBuilder:
+        """Registers a room type (a :class:`kasagi.RoomType` subclass, or the result of
+        :func:`kasagi.room_type` with its decorated hooks) for the rooms whose
         id matches its ``rooms`` patterns; the first type registered that matches a room
         wins. Call before :meth:`start`. Returns ``room_type`` (usable as a decorator).
 
@@ -60,11 +63,12 @@ class Server:
         """
         if self.running:
             raise RuntimeError("room types are registered before start()")
-        if not (isinstance(room_type, type) and issubclass(room_type, RoomType)):
+        declared = room_type.build() if isinstance(room_type, RoomTypeBuilder) else room_type
+        if not (isinstance(declared, type) and issubclass(declared, RoomType)):
             raise TypeError(f"{room_type!r} is not a kasagi.RoomType subclass")
-        room_type.patterns()  # fail now rather than at start()
-        room_type.rules()
-        self._room_types.append(room_type)
+        declared.patterns()  # fail now rather than at start()
+        declared.rules()
+        self._room_types.append(declared)
         return room_type
 
     @property

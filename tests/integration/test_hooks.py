@@ -411,3 +411,28 @@ def test_unusable_hook_results_are_internal_errors(serve, caplog):
     me = next(iter(server.room_state("odd-1")["state"]["players"].values()))
     assert me == {"ok": True, "deep": 1}
     w.close()
+
+
+def test_decorated_functions_declare_a_room_type(serve):
+    lobby = kasagi.room_type("lobby-*", name="lobby",
+                             writable=("/players/$self", Rule("/players/$self/n", "int")))
+
+    @lobby.on_join
+    def greet(room, player, attrs, claims):
+        return {**attrs, "greeted": True, "anonymous": claims == {}}
+
+    @lobby.on_update
+    def double(room, player, patch):
+        return {"n": patch["n"] * 2} if "n" in patch else None
+
+    server = serve(lobby)
+    w = Wire(server.url)
+    full = w.join("lobby-1", roomType="lobby")
+    me = full["payload"]["playerId"]
+    assert full["payload"]["state"]["players"][me] == {"greeted": True, "anonymous": True}
+    assert update(w, "lobby-1", {"n": 4}, 1)["type"] == "ACK"
+    assert error(update(w, "lobby-1", {"n": "x"}, 2))[0] == "FORBIDDEN"  # rules still apply
+    assert server.room_state("lobby-1")["state"]["players"][me]["n"] == 8
+    with pytest.raises(ValueError, match="twice"):
+        lobby.on_update(double)
+    w.close()
