@@ -10,6 +10,22 @@
 namespace py = pybind11;
 
 namespace kasagi::bindings {
+namespace {
+
+// Stopping a server joins its threads, and a hook thread may be waiting for the GIL: a
+// server is never destroyed with the GIL held.
+struct DeleteWithoutGil {
+  void operator()(server::Server* s) const {
+    if (PyGILState_Check()) {
+      py::gil_scoped_release release;
+      delete s;
+    } else {
+      delete s;
+    }
+  }
+};
+
+}  // namespace
 
 void bind_server(py::module_& m) {
   using server::ServerConfig;
@@ -34,6 +50,7 @@ void bind_server(py::module_& m) {
       .def_readwrite("conflict_window", &ServerConfig::conflict_window)
       .def_readwrite("writable_paths", &ServerConfig::writable_paths)
       .def_readwrite("max_state_depth", &ServerConfig::max_state_depth)
+      .def_readwrite("hook_threads", &ServerConfig::hook_threads)
       .def_readwrite("session_grace", &ServerConfig::session_grace)
       .def_readwrite("idle_timeout", &ServerConfig::idle_timeout)
       .def_readwrite("handshake_timeout", &ServerConfig::handshake_timeout)
@@ -71,7 +88,7 @@ void bind_server(py::module_& m) {
       .def_readwrite("log_level", &ServerConfig::log_level);
 
   using server::Server;
-  py::class_<Server>(m, "Server")
+  py::class_<Server, std::unique_ptr<Server, DeleteWithoutGil>>(m, "Server")
       .def(py::init<ServerConfig>(), py::arg("config"))
       .def("start", &Server::start, py::call_guard<py::gil_scoped_release>())
       .def("stop", &Server::stop, py::call_guard<py::gil_scoped_release>())

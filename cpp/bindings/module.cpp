@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   kasagi::bindings::bind_protocol(m);
   kasagi::bindings::bind_server(m);
   kasagi::bindings::bind_broker(m);
+  kasagi::bindings::bind_hooks(m);
 }

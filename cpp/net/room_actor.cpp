@@ -26,8 +26,8 @@ class Refuser final : public room::Inbox {
   Refuser(const std::string& id, std::uint64_t uid, metrics::Metrics& metrics)
       : id_(id), uid_(uid), metrics_(metrics) {}
   void join(const room::MemberPtr& m, const Message& msg, Clock::time_point) override {
+    m->removed_from_room(uid_, id_);  // first: see room::Room::refuse_join
     refuse(m, msg);
-    m->removed_from_room(uid_, id_);
   }
   void leave(const room::MemberPtr& m, const Message& msg, Clock::time_point) override { refuse(m, msg); }
   void update(const room::MemberPtr& m, const Message& msg, Clock::time_point) override { refuse(m, msg); }
@@ -76,7 +76,8 @@ void decode_sessions(const std::string& bytes, room::Sessions& out) {
 }  // namespace
 
 RoomActor::RoomActor(Executor executor, Context& ctx, const std::string& id, std::uint64_t uid,
-                     const room::RoomSettings& settings, room::PathRules rules)
+                     const room::RoomSettings& settings, room::PathRules rules,
+                     std::shared_ptr<const room::RoomType> type)
     : executor_(executor),
       timer_(executor_),
       lease_timer_(executor_),
@@ -85,12 +86,34 @@ RoomActor::RoomActor(Executor executor, Context& ctx, const std::string& id, std
       id_(id),
       uid_(uid),
       settings_(settings),
-      rules_(std::move(rules)) {
+      rules_(type ? type->rules : std::move(rules)),
+      type_(std::move(type)) {
   ctx_.metrics.rooms.fetch_add(1, std::memory_order_relaxed);
-  log::debug("room " + id_ + " created");
+  log::debug("room " + id_ + " created" + (type_ ? " (type " + type_->name + ")" : ""));
 }
 
-RoomActor::~RoomActor() { ctx_.metrics.rooms.fetch_sub(1, std::memory_order_relaxed); }
+RoomActor::~RoomActor() {
+  if (room_) {  // the server is stopping: on_dispose's changes reach no one
+    room_->set_link(nullptr);
+    stop_hooks(Clock::now());
+  }
+  ctx_.metrics.rooms.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void RoomActor::make_room(Clock::time_point now) {
+  room_ = std::make_unique<room::Room>(id_, uid_, settings_, rules_, ctx_.metrics, now);
+  if (type_) room_->set_type_name(type_->name);
+}
+
+// On the room's thread: with hooks, that is a hook thread, where the GIL may be taken.
+void RoomActor::start_hooks(Clock::time_point now) {
+  if (!type_ || !type_->make_hooks || !room_) return;
+  room_->set_hooks(type_->make_hooks(id_), type_->name, now);
+}
+
+void RoomActor::stop_hooks(Clock::time_point now) {
+  if (room_) room_->dispose_hooks(now);
+}
 
 // Wraps a broker completion handler: it runs on the room's thread, and not at all if the
 // actor is gone or its role changed since the request was made.
@@ -109,8 +132,17 @@ auto RoomActor::on_own_thread(F f) {
 
 void RoomActor::start() {
   if (!broker_) {  // a lone server: the room is ours alone, from the start
-    room_ = std::make_unique<room::Room>(id_, uid_, settings_, rules_, ctx_.metrics, Clock::now());
+    make_room(Clock::now());
     role_ = Role::authority;
+    if (type_ && type_->make_hooks) {
+      // Not here (a session's thread, under the registry's lock): on the room's own thread,
+      // before any input, which is posted after this.
+      boost::asio::post(executor_, [self = shared_from_this()] {
+        if (self->role_ != Role::authority) return;
+        self->start_hooks(Clock::now());
+        self->after_event(Clock::now());
+      });
+    }
     return;
   }
   broker_->subscribe(id_, std::weak_ptr<broker::Subscriber>(shared_from_this()));
@@ -283,7 +315,7 @@ void RoomActor::on_loaded(Status status, broker::RoomLog log) {
   }
   const bool recovered = log.snapshot.has_value() || replayed > 0;
 
-  room_ = std::make_unique<room::Room>(id_, uid_, settings_, rules_, ctx_.metrics, now);
+  make_room(now);
   if (recovered) {
     room_->restore(std::move(doc.as_object()), version, tick, sessions, now);
     ctx_.metrics.authority_takeovers.fetch_add(1, std::memory_order_relaxed);
@@ -292,6 +324,7 @@ void RoomActor::on_loaded(Status status, broker::RoomLog log) {
               std::to_string(replayed) + " log entries after the snapshot)");
   }
   room_->set_link(this);
+  start_hooks(now);  // after restore: on_create sees the recovered state
   log_intact_ = true;
   repairing_ = false;
   snapshot_version_ = version;
@@ -334,6 +367,7 @@ void RoomActor::deposed(const std::string& why) {
   for (auto& [member, token] : room_->members()) {
     if (!member->remote()) handover_.push_back({member, token, std::nullopt});
   }
+  stop_hooks(Clock::now());
   room_.reset();
   remote_.clear();
   relay_seen_.clear();
@@ -564,6 +598,7 @@ void RoomActor::on_timer() {
 }
 
 void RoomActor::dispose() {
+  if (role_ == Role::authority) stop_hooks(Clock::now());  // first: its changes are saved
   if (broker_) broker_->unsubscribe(id_, this);
   if (broker_ && role_ == Role::authority) {
     if (log_intact_ && room_->version() > snapshot_version_) {
@@ -571,6 +606,7 @@ void RoomActor::dispose() {
     }
     broker_->release(id_, token_);
   }
+  room_.reset();  // here, on the room's thread, with its hooks gone already
   role_ = Role::gone;
   ++generation_;
   lease_timer_.cancel();

@@ -46,8 +46,11 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   using Executor = boost::asio::io_context::executor_type;
   using Input = std::function<void(room::Inbox&, room::Clock::time_point)>;
 
+  // `type`: the room's type (its rules replace `rules`; its hooks run here while this
+  // instance is the authority), or null.
   RoomActor(Executor executor, Context& ctx, const std::string& id, std::uint64_t uid,
-            const room::RoomSettings& settings, room::PathRules rules);
+            const room::RoomSettings& settings, room::PathRules rules,
+            std::shared_ptr<const room::RoomType> type = nullptr);
   ~RoomActor() override;
 
   const std::string& id() const { return id_; }
@@ -95,6 +98,9 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   void deposed(const std::string& why);
   void lease_tick();
   void run_waiting();
+  void make_room(room::Clock::time_point now);  // room_, without its hooks yet
+  void start_hooks(room::Clock::time_point now);
+  void stop_hooks(room::Clock::time_point now);
 
   // Authority side
   void on_delta(const protocol::Message& delta, const room::Frame& msgpack,
@@ -120,6 +126,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   std::uint64_t uid_;
   room::RoomSettings settings_;
   room::PathRules rules_;
+  std::shared_ptr<const room::RoomType> type_;
 
   Role role_ = Role::claiming;
   std::string token_;              // "instance/epoch" of the lease we hold (or last held)

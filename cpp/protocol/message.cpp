@@ -9,6 +9,7 @@ namespace {
 constexpr std::array<std::string_view, kTypeCount> kTypeNames = {
     "JOIN_ROOM",    "LEAVE_ROOM",    "STATE_UPDATE", "RESYNC", "PING", "FULL_STATE",
     "DELTA_UPDATE", "PLAYER_JOINED", "PLAYER_LEFT",  "ACK",    "PONG", "ERROR",
+    "ROOM_EVENT",
 };
 constexpr std::array<std::string_view, kErrorCodeCount> kErrorCodeNames = {
     "BAD_MESSAGE", "UNKNOWN_TYPE", "NOT_IN_ROOM", "ROOM_FULL",   "FORBIDDEN",

@@ -13,8 +13,9 @@ enum class Type : std::uint8_t {
   join_room, leave_room, state_update, resync, ping,
   // server to client
   full_state, delta_update, player_joined, player_left, ack, pong, error,
+  room_event,  // extension (docs/protocol.md): sent by room hooks
 };
-inline constexpr int kTypeCount = 12;
+inline constexpr int kTypeCount = 13;
 
 enum class ErrorCode : std::uint8_t {
   bad_message, unknown_type, not_in_room, room_full, forbidden, conflict,

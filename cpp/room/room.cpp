@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "room/random_id.hpp"
+#include "telemetry/log.hpp"
 #include "state/merge_patch.hpp"
 
 namespace kasagi::room {
@@ -24,6 +25,16 @@ std::uint64_t now_ms() {
 constexpr std::string_view kSessionToken = "sessionToken";
 constexpr std::string_view kLastVersion = "lastVersion";
 constexpr std::string_view kRoomType = "roomType";
+
+// Times one hook call into kasagi_hook_duration_seconds; failed() counts it as a failure.
+struct HookClock {
+  metrics::Metrics& metrics;
+  Clock::time_point start = Clock::now();
+  void failed() { metrics.hook_failures.fetch_add(1, std::memory_order_relaxed); }
+  ~HookClock() {
+    metrics.hook_duration.observe(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+};
 
 // "'/a/b'". Built by appending: GCC 12 at -O3 warns falsely (-Wrestrict) on "'" + string.
 std::string quoted(const state::Path& path) {
@@ -94,6 +105,17 @@ void Room::send_error(const MemberPtr& m, ErrorCode code, std::string_view text,
   send(m, protocol::make_error(code, text, id_, cause.request_id));
 }
 
+void Room::refuse_join(const MemberPtr& m, ErrorCode code, std::string_view text,
+                       const Message& cause) {
+  // A local connection learns it is not a member before the ERROR can reach its client:
+  // otherwise a client that joins again at once (on its own thread, as soon as the ERROR
+  // arrives) could have that new membership undone by this refusal's late notice. A
+  // remote one (through its relay) must still be known when its ERROR gets there.
+  if (!m->remote()) m->removed_from_room(uid_, id_);
+  send_error(m, code, text, cause);
+  if (m->remote()) m->removed_from_room(uid_, id_);
+}
+
 void Room::send_ack(const MemberPtr& m, const Message& cause) {
   Message ack;
   ack.type = Type::ack;
@@ -154,6 +176,7 @@ void Room::remove_player(const std::string& player_id, std::string_view reason,
   release(it->second);
   by_token_.erase(it->second.token);
   players_.erase(it);
+  if (players_.empty()) next_hook_tick_.reset();  // on_tick resumes with the next join
 
   const state::Path path = {"players", player_id};
   if (builder_.apply(state_, path, nullptr)) {
@@ -166,6 +189,11 @@ void Room::remove_player(const std::string& player_id, std::string_view reason,
   left.room_id = id_;
   left.payload = state::Object{{"playerId", player_id}, {"reason", reason}};
   broadcast(left, nullptr);
+  if (wants(RoomHooks::leave)) {
+    hook_now_ = now;
+    HookClock clock{metrics_};
+    if (!hooks_->on_leave(*this, player_id, reason)) clock.failed();
+  }
 }
 
 bool Room::location_exists(const state::Path& path) const {
@@ -194,20 +222,24 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   std::optional<std::uint64_t> last_version;
   if (auto* t = attrs.if_contains(kSessionToken)) {
     if (!t->is_string()) {
-      send_error(m, ErrorCode::bad_message, "payload.sessionToken: must be a string", msg);
-      m->removed_from_room(uid_, id_);
-      return;
+      return refuse_join(m, ErrorCode::bad_message, "payload.sessionToken: must be a string",
+                         msg);
     }
     token = std::string(t->get_string());
   }
   if (auto* v = attrs.if_contains(kLastVersion)) {
     if (!v->is_int64() || v->get_int64() < 0) {
-      send_error(m, ErrorCode::bad_message,
-                 "payload.lastVersion: must be a non-negative integer", msg);
-      m->removed_from_room(uid_, id_);
-      return;
+      return refuse_join(m, ErrorCode::bad_message,
+                         "payload.lastVersion: must be a non-negative integer", msg);
     }
     last_version = static_cast<std::uint64_t>(v->get_int64());
+  }
+  if (auto* t = attrs.if_contains(kRoomType); t && !type_name_.empty()) {
+    if (!t->is_string() || t->get_string() != type_name_) {
+      return refuse_join(m, ErrorCode::forbidden,
+                         "payload.roomType: room " + id_ + " is of type '" + type_name_ + "'",
+                         msg);
+    }
   }
   attrs.erase(kSessionToken);
   attrs.erase(kLastVersion);
@@ -242,16 +274,43 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   }
 
   if (players_.size() >= settings_.max_members) {
-    send_error(m, ErrorCode::room_full,
-               "room is full (" + std::to_string(settings_.max_members) + " players)", msg);
-    m->removed_from_room(uid_, id_);
-    return;
+    return refuse_join(m, ErrorCode::room_full,
+                       "room is full (" + std::to_string(settings_.max_members) + " players)",
+                       msg);
   }
 
   Player p;
   p.id = claimed;
   while (p.id.empty() || players_.count(p.id)) p.id = random_hex(6);
   p.token = random_hex(16);
+
+  if (wants(RoomHooks::join)) {
+    hook_now_ = now;
+    HookVerdict verdict;
+    {
+      HookClock clock{metrics_};
+      verdict = hooks_->on_join(*this, p.id, attrs, m->identity().claims);
+      if (verdict.kind == HookVerdict::Kind::error) clock.failed();
+    }
+    if (verdict.kind == HookVerdict::Kind::replace && !verdict.value.is_object()) {
+      log::error("room " + id_ + ": on_join returned something other than a dict");
+      verdict.kind = HookVerdict::Kind::error;
+    }
+    switch (verdict.kind) {
+      case HookVerdict::Kind::accept: break;
+      case HookVerdict::Kind::replace:
+        attrs = std::move(verdict.value.as_object());
+        attrs.erase("playerId");
+        break;
+      case HookVerdict::Kind::reject:
+        return refuse_join(m, ErrorCode::forbidden,
+                           verdict.reason.empty() ? "the room refused the join" : verdict.reason,
+                           msg);
+      case HookVerdict::Kind::error:
+        return refuse_join(m, ErrorCode::internal,
+                           "the room's on_join hook failed; the server logged why", msg);
+    }
+  }
 
   flush(now);  // members get what is pending first: the join delta starts a fresh batch
   const state::Path path = {"players", p.id};
@@ -269,6 +328,10 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   by_token_[added.token] = added.id;
   attach(added, m);
   send_full_state(added, now);
+  if (ticking() && !next_hook_tick_) {
+    last_hook_tick_ = now;
+    next_hook_tick_ = next_tick_boundary(now);
+  }
 
   Message joined;
   joined.type = Type::player_joined;
@@ -306,7 +369,7 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
     }
     target = std::move(*parsed);
   }
-  const state::Value patch(*msg.payload);
+  state::Value patch(*msg.payload);
   if (msg.payload->empty() && location_exists(target)) {  // {} onto a map: nothing to do
     if (msg.request_id) send_durable_ack(m, msg);
     return;
@@ -314,22 +377,13 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
   std::vector<state::Path> leaves;
   state::patch_leaf_paths(target, patch, leaves);
   for (const auto& leaf : leaves) {
-    if (leaf.size() > settings_.max_state_depth) {
-      send_error(m, ErrorCode::bad_message,
-                 "document nesting deeper than " + std::to_string(settings_.max_state_depth),
-                 msg);
+    if (auto error = structure_error(leaf)) {
+      send_error(m, error->first, error->second, msg);
       return;
     }
-    if (!leaf.empty() && leaf[0] == "players" && leaf.size() <= 2) {
-      send_error(m, ErrorCode::forbidden,
-                 quoted(leaf) +
-                     ": player entries are created by JOIN_ROOM and removed by LEAVE_ROOM",
-                 msg);
-      return;
-    }
-    if (!rules_.allows(leaf, p->id)) {
-      send_error(m, ErrorCode::forbidden,
-                 quoted(leaf) + " is not writable by this player", msg);
+    auto why = rules_.check(leaf, value_at(patch, leaf, target.size()), p->id);
+    if (!why.empty()) {
+      send_error(m, ErrorCode::forbidden, quoted(leaf) + " " + why, msg);
       return;
     }
   }
@@ -339,6 +393,45 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
                    std::to_string(*msg.version),
                msg);
     return;
+  }
+  if (wants(RoomHooks::update)) {
+    hook_now_ = now;
+    const std::string player_id = p->id;
+    HookVerdict verdict;
+    {
+      HookClock clock{metrics_};
+      verdict = hooks_->on_update(*this, player_id, target, patch);
+      if (verdict.kind == HookVerdict::Kind::error) clock.failed();
+    }
+    p = attached_player(m.get());
+    if (!p) return;  // the hook kicked the writer: it was told
+    switch (verdict.kind) {
+      case HookVerdict::Kind::accept: break;
+      case HookVerdict::Kind::reject:
+        send_error(m, ErrorCode::forbidden,
+                   verdict.reason.empty() ? "the room refused the update" : verdict.reason, msg);
+        return;
+      case HookVerdict::Kind::error:
+        return hook_failed(m, "on_update", msg);
+      case HookVerdict::Kind::replace: {
+        // The hook's own patch is trusted (no path rules) but must keep the document sound.
+        patch = std::move(verdict.value);
+        if (patch.is_object() && patch.as_object().empty() && location_exists(target)) {
+          if (msg.request_id) send_durable_ack(m, msg);  // {}: nothing to apply
+          return;
+        }
+        leaves.clear();
+        state::patch_leaf_paths(target, patch, leaves);
+        for (const auto& leaf : leaves) {
+          if (auto error = structure_error(leaf)) {
+            log::error("room " + id_ + ": on_update returned a patch that cannot apply: " +
+                       error->second);
+            return hook_failed(m, "on_update", msg);
+          }
+        }
+        break;
+      }
+    }
   }
   if (builder_.apply(state_, target, patch)) {
     ++version_;
@@ -376,6 +469,154 @@ void Room::detach(const MemberPtr& m, Clock::time_point now) {
     const std::string player_id = p->id;
     remove_player(player_id, "timeout", now);
   }
+}
+
+std::optional<std::pair<ErrorCode, std::string>> Room::structure_error(
+    const state::Path& leaf) const {
+  if (leaf.size() > settings_.max_state_depth) {
+    return std::pair{ErrorCode::bad_message,
+                     "document nesting deeper than " + std::to_string(settings_.max_state_depth)};
+  }
+  if (!leaf.empty() && leaf[0] == "players" && leaf.size() <= 2) {
+    return std::pair{ErrorCode::forbidden,
+                     quoted(leaf) +
+                         ": player entries are created by JOIN_ROOM and removed by LEAVE_ROOM"};
+  }
+  return std::nullopt;
+}
+
+const state::Value& Room::value_at(const state::Value& patch, const state::Path& leaf,
+                                   std::size_t from) {
+  const state::Value* v = &patch;
+  for (std::size_t i = from; i < leaf.size(); ++i) {
+    const auto* obj = v->if_object();
+    const auto* next = obj ? obj->if_contains(leaf[i]) : nullptr;
+    if (!next) break;  // not expected: leaf came from this patch
+    v = next;
+  }
+  return *v;
+}
+
+// ---------------------------------------------------------------------------------------
+// Hooks and what they may do (RoomControl)
+
+void Room::set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name,
+                     Clock::time_point now) {
+  hooks_ = std::move(hooks);
+  hook_mask_ = hooks_ ? hooks_->hooks() : 0;
+  type_name_ = std::move(type_name);
+  if (wants(RoomHooks::create)) {
+    hook_now_ = now;
+    HookClock clock{metrics_};
+    if (!hooks_->on_create(*this)) clock.failed();
+  }
+  if (ticking()) {  // a recovered room has players already
+    last_hook_tick_ = now;
+    next_hook_tick_ = next_tick_boundary(now);
+  }
+}
+
+void Room::dispose_hooks(Clock::time_point now) {
+  if (wants(RoomHooks::dispose)) {
+    hook_now_ = now;
+    HookClock clock{metrics_};
+    if (!hooks_->on_dispose(*this)) clock.failed();
+  }
+  hooks_.reset();
+  hook_mask_ = 0;
+  next_hook_tick_.reset();
+}
+
+void Room::hook_failed(const MemberPtr& m, std::string_view hook, const Message& cause) {
+  send_error(m, ErrorCode::internal,
+             "the room's " + std::string(hook) + " hook failed; the server logged why", cause);
+}
+
+std::vector<std::string> Room::connected_players() const {
+  std::vector<std::string> out;
+  for (const auto& [pid, p] : players_) {
+    if (p.member) out.push_back(pid);
+  }
+  return out;
+}
+
+std::string Room::write(const state::Path& path, const state::Value& value, bool merge) {
+  if (path.empty()) return "the path must name a location below the root";
+  if (path[0] == "players" && path.size() <= 2) {
+    return "player entries are created by joins and removed by leaves and kick()";
+  }
+  std::vector<state::Path> leaves;
+  state::patch_leaf_paths(path, value, leaves);
+  for (const auto& leaf : leaves) {
+    if (leaf.size() > settings_.max_state_depth) {
+      return "document nesting deeper than " + std::to_string(settings_.max_state_depth);
+    }
+  }
+  bool changed_doc = false;
+  if (merge || !value.is_object()) {
+    changed_doc = builder_.apply(state_, path, value);
+  } else {  // replace a map: what is not in `value` goes
+    const state::Value* current = nullptr;
+    const state::Object* obj = &state_;
+    for (const auto& key : path) {
+      current = obj ? obj->if_contains(key) : nullptr;
+      if (!current) break;
+      obj = current->if_object();
+    }
+    if (current && *current == value) return {};
+    if (current) changed_doc = builder_.apply(state_, path, nullptr);
+    changed_doc = builder_.apply(state_, path, value) || changed_doc;
+    leaves.push_back(path);
+  }
+  if (changed_doc) {
+    ++version_;
+    conflicts_.record(leaves, version_, "");
+    changed(hook_now_);
+  }
+  return {};
+}
+
+std::string Room::set(const state::Path& path, const state::Value& value) {
+  return write(path, value, false);
+}
+
+std::string Room::patch(const state::Path& path, const state::Value& patch) {
+  return write(path, patch, true);
+}
+
+bool Room::send_event(std::string_view name, const state::Value& data, const std::string& to) {
+  Message event;
+  event.type = Type::room_event;
+  event.room_id = id_;
+  event.payload = state::Object{{"name", name}, {"data", data}};
+  event.tick = tick_;
+  if (to.empty()) {
+    broadcast(event, nullptr);
+    return true;
+  }
+  auto it = players_.find(to);
+  if (it == players_.end() || !it->second.member) return false;
+  send(it->second.member, event);
+  return true;
+}
+
+bool Room::kick(const std::string& player_id, std::string_view message) {
+  auto it = players_.find(player_id);
+  if (it == players_.end()) return false;
+  const std::string pid = player_id;  // the caller's string may live in the entry
+  MemberPtr member = it->second.member;
+  if (member && !member->remote()) member->removed_from_room(uid_, id_);  // see refuse_join
+  if (member) {
+    Message left;
+    left.type = Type::player_left;
+    left.room_id = id_;
+    left.payload = state::Object{{"playerId", pid}, {"reason", "kicked"}};
+    if (!message.empty()) (*left.payload)["message"] = message;
+    send(member, left);
+  }
+  remove_player(pid, "kicked", hook_now_);
+  if (member && member->remote()) member->removed_from_room(uid_, id_);
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -518,6 +759,19 @@ bool Room::replay_history(Player& p, std::uint64_t from_version) {
 }
 
 void Room::on_timer(Clock::time_point now) {
+  if (!ticking()) {
+    next_hook_tick_.reset();
+  } else if (next_hook_tick_ && now >= *next_hook_tick_) {
+    const double dt = std::chrono::duration<double>(now - last_hook_tick_).count();
+    last_hook_tick_ = now;
+    next_hook_tick_ = next_tick_boundary(now);  // a slow hook skips ticks; dt tells it
+    hook_now_ = now;
+    {
+      HookClock clock{metrics_};
+      if (!hooks_->on_tick(*this, dt)) clock.failed();
+    }
+    if (flush_due_) flush(now);  // this tick's changes, the hook's included, leave now
+  }
   if (flush_due_ && now >= *flush_due_) flush(now);
   std::vector<std::string> expired;
   for (auto& [pid, p] : players_) {
@@ -528,6 +782,7 @@ void Room::on_timer(Clock::time_point now) {
 
 std::optional<Clock::time_point> Room::next_deadline() const {
   std::optional<Clock::time_point> next = flush_due_;
+  if (ticking() && next_hook_tick_ && (!next || *next_hook_tick_ < *next)) next = next_hook_tick_;
   for (const auto& [pid, p] : players_) {
     if (!p.member && (!next || p.grace_deadline < *next)) next = p.grace_deadline;
   }

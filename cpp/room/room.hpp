@@ -9,6 +9,10 @@
 // flushes the pending changes, so every member's first delta after its FULL_STATE starts
 // exactly at that FULL_STATE's version.
 //
+// Hooks. A room of a type with hooks (room_hooks.hpp) calls them at the points named there,
+// synchronously; it is the RoomControl they act through. Rules first, hooks after: a patch
+// the path rules refuse never reaches on_update.
+//
 // Durability. With settings.ack_when_durable, an update's ACK waits until durable() reports
 // its version stored (the RoomLink's broker confirmed the delta that carries it).
 #pragma once
@@ -18,19 +22,21 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 #include "telemetry/metrics.hpp"
 #include "protocol/codec.hpp"
 #include "room/conflict_index.hpp"
 #include "room/inbox.hpp"
 #include "room/member.hpp"
 #include "room/path_rules.hpp"
+#include "room/room_hooks.hpp"
 #include "room/room_link.hpp"
 #include "room/settings.hpp"
 #include "state/delta_builder.hpp"
 
 namespace kasagi::room {
 
-class Room final : public Inbox {
+class Room final : public Inbox, public RoomControl {
  public:
   Room(std::string id, std::uint64_t uid, const RoomSettings& settings, PathRules rules,
        metrics::Metrics& metrics, Clock::time_point now);
@@ -38,12 +44,12 @@ class Room final : public Inbox {
   Room(const Room&) = delete;
   Room& operator=(const Room&) = delete;
 
-  const std::string& id() const { return id_; }
+  const std::string& id() const override { return id_; }
   std::uint64_t uid() const { return uid_; }
   const std::string& epoch() const { return epoch_; }
-  std::uint64_t version() const { return version_; }
-  std::uint64_t tick() const { return tick_; }
-  const state::Object& state() const { return state_; }
+  std::uint64_t version() const override { return version_; }
+  std::uint64_t tick() const override { return tick_; }
+  const state::Object& state() const override { return state_; }
   // No players at all, attached or within their grace period.
   bool empty() const { return players_.empty(); }
 
@@ -76,6 +82,20 @@ class Room final : public Inbox {
   // Each connected member with its player's session token (handing members to a new
   // authority when this one is deposed).
   std::vector<std::pair<MemberPtr, std::string>> members() const;
+
+  // Gives the room its type's hooks (`type_name` is what JOIN_ROOM's roomType must say, if
+  // it says anything) and calls on_create. Call once, before any join.
+  void set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name, Clock::time_point now);
+  void set_type_name(std::string type_name) { type_name_ = std::move(type_name); }
+  // Calls on_dispose and drops the hooks: the room is going away here.
+  void dispose_hooks(Clock::time_point now);
+
+  // RoomControl (for hooks)
+  std::vector<std::string> connected_players() const override;
+  std::string set(const state::Path& path, const state::Value& value) override;
+  std::string patch(const state::Path& path, const state::Value& patch) override;
+  bool send_event(std::string_view name, const state::Value& data, const std::string& to) override;
+  bool kick(const std::string& player_id, std::string_view message) override;
 
   // Flushes a due tick and expires grace periods. Call at next_deadline() or later.
   void on_timer(Clock::time_point now);
@@ -113,8 +133,21 @@ class Room final : public Inbox {
   void send_error(const MemberPtr& m, protocol::ErrorCode code, std::string_view text,
                   const protocol::Message& cause);
   void send_ack(const MemberPtr& m, const protocol::Message& cause);
+  // ERROR `code` for a JOIN_ROOM, and the member is told it is not in the room.
+  void refuse_join(const MemberPtr& m, protocol::ErrorCode code, std::string_view text,
+                   const protocol::Message& cause);
   void send_durable_ack(const MemberPtr& m, const protocol::Message& cause);
   std::uint64_t tick_at(Clock::time_point now) const;
+  bool wants(RoomHooks::Hook h) const { return hooks_ && (hook_mask_ & h); }
+  bool ticking() const { return wants(RoomHooks::tick) && settings_.tick_rate > 0 && !players_.empty(); }
+  void hook_failed(const MemberPtr& m, std::string_view hook, const protocol::Message& cause);
+  std::string write(const state::Path& path, const state::Value& value, bool merge);
+  // Why a patch may not write `leaf` whoever writes it (too deep, a player entry itself).
+  std::optional<std::pair<protocol::ErrorCode, std::string>> structure_error(
+      const state::Path& leaf) const;
+  // What `patch`, applied at a path of `from` segments, puts at `leaf`.
+  static const state::Value& value_at(const state::Value& patch, const state::Path& leaf,
+                                      std::size_t from);
   Clock::time_point next_tick_boundary(Clock::time_point now) const;
 
   std::string id_;
@@ -143,6 +176,13 @@ class Room final : public Inbox {
   };
   std::deque<PendingAck> pending_acks_;  // oldest (lowest version) first
   std::uint64_t durable_version_ = 0;
+
+  std::shared_ptr<RoomHooks> hooks_;  // null: no hooks
+  unsigned hook_mask_ = 0;
+  std::string type_name_;             // "" when the room has no type
+  Clock::time_point hook_now_{};      // `now` of the call a hook runs in
+  std::optional<Clock::time_point> next_hook_tick_;
+  Clock::time_point last_hook_tick_{};
 
   std::unordered_map<std::string, Player> players_;        // by playerId
   std::unordered_map<std::string, std::string> by_token_;  // sessionToken -> playerId

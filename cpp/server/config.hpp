@@ -32,6 +32,7 @@ struct ServerConfig {
   std::uint32_t conflict_window = 4096;  // versions within which CONFLICT can be decided
   std::vector<std::string> writable_paths = {"/players/$self"};  // path rules for STATE_UPDATE
   std::uint32_t max_state_depth = 32;  // nesting depth of maps/arrays in a document
+  unsigned hook_threads = 2;           // threads running the rooms whose type has hooks
 
   // Sessions
   double session_grace = 60.0;         // seconds a disconnected player is kept for resume

@@ -1,5 +1,6 @@
 #include "server/server.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -16,7 +17,9 @@
 #include "net/room_actor.hpp"
 #include "net/tls.hpp"
 #include "net/ws_session.hpp"
+#include "room/identity.hpp"
 #include "room/path_rules.hpp"
+#include "room/room_hooks.hpp"
 #include "room/random_id.hpp"
 #include "room/registry.hpp"
 #include "server/memory_releaser.hpp"
@@ -182,6 +185,15 @@ Server::Server(ServerConfig config, std::shared_ptr<broker::Broker> broker)
 
 Server::~Server() { stop(); }
 
+void Server::add_room_type(room::RoomType type) {
+  if (running_) throw std::logic_error("room types are registered before start()");
+  if (type.name.empty()) throw std::invalid_argument("a room type needs a name");
+  if (type.patterns.empty()) {
+    throw std::invalid_argument("room type " + type.name + " needs at least one room id pattern");
+  }
+  types_.push_back(std::make_shared<const room::RoomType>(std::move(type)));
+}
+
 void Server::start() {
   if (running_) throw std::logic_error("server already started");
   auto files = static_files(config_);
@@ -207,10 +219,22 @@ void Server::start() {
                                                     metrics_);
     owns_broker_ = true;
   }
+  // Rooms whose type has hooks run on hook threads of their own: a hook may be slow and
+  // takes the GIL, and neither may hold up an I/O thread (docs/hooks.md).
+  const bool hooks = std::any_of(types_.begin(), types_.end(),
+                                 [](const auto& t) { return bool(t->make_hooks); });
+  if (hooks) hook_pool_ = std::make_unique<net::IoPool>(std::max(1u, config_.hook_threads));
   rooms_ = std::make_unique<room::Registry<net::RoomActor>>(
       config_.max_rooms, [this, rules, settings](const std::string& id, std::uint64_t uid) {
-        auto actor =
-            std::make_shared<net::RoomActor>(pool_->next(), *ctx_, id, uid, settings, rules);
+        std::shared_ptr<const room::RoomType> type;
+        for (const auto& t : types_) {
+          for (const auto& pattern : t->patterns) {
+            if (!type && room::glob_match(pattern, id)) type = t;
+          }
+        }
+        auto executor = type && type->make_hooks ? hook_pool_->next() : pool_->next();
+        auto actor = std::make_shared<net::RoomActor>(executor, *ctx_, id, uid, settings,
+                                                      rules, std::move(type));
         actor->start();
         return actor;
       });
@@ -224,6 +248,7 @@ void Server::start() {
   } catch (const std::exception& e) {
     ctx_.reset();
     rooms_.reset();
+    hook_pool_.reset();
     pool_.reset();
     throw std::runtime_error("cannot listen on " + config_.host + ":" +
                              std::to_string(config_.port) + ": " + e.what());
@@ -234,11 +259,16 @@ void Server::start() {
   for (unsigned i = 0; i < n; ++i) {
     threads_.emplace_back([this, i] { pool_->context(i).run(); });
   }
+  for (std::size_t i = 0; hook_pool_ && i < hook_pool_->size(); ++i) {
+    threads_.emplace_back([this, i] { hook_pool_->context(i).run(); });
+  }
   releaser_ = std::make_unique<MemoryReleaser>(std::chrono::seconds(5), 16u << 20);
   running_ = true;
   log::info(std::string("listening on ") + (tls_ ? "TLS " : "") + config_.host + ":" +
             std::to_string(port_) + " with " +
-            std::to_string(n) + " I/O threads, tick rate " + format_number(config_.tick_rate) +
+            std::to_string(n) + " I/O threads" +
+            (hook_pool_ ? " (+" + std::to_string(hook_pool_->size()) + " for hooks)" : "") +
+            ", tick rate " + format_number(config_.tick_rate) +
             " Hz");
   if (ctx_->static_files) log::info("serving files from " + ctx_->static_files->root().string());
 }
@@ -281,6 +311,7 @@ void Server::stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   pool_->stop();
+  if (hook_pool_) hook_pool_->stop();
   for (auto& t : threads_) t.join();
   threads_.clear();
   releaser_.reset();
@@ -294,6 +325,7 @@ void Server::stop() {
   listener_.reset();
   // Destroying the io_contexts destroys the handlers still queued, and with them the last
   // sessions and rooms, while the context and metrics they point to are still alive.
+  hook_pool_.reset();
   pool_.reset();
   ctx_.reset();
   rooms_.reset();

@@ -29,6 +29,7 @@ class Broker;
 namespace kasagi::room {
 template <class Actor>
 class Registry;
+struct RoomType;
 }
 
 namespace kasagi::server {
@@ -57,6 +58,10 @@ class Server {
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
+
+  // Registers a room type (room/room_hooks.hpp), before start(). Throws
+  // std::invalid_argument when it has no name or no pattern, std::logic_error when started.
+  void add_room_type(room::RoomType type);
 
   // Binds and starts the I/O threads; returns at once. Throws std::runtime_error when the
   // address cannot be bound, std::logic_error when already started.
@@ -95,10 +100,12 @@ class Server {
   std::shared_ptr<broker::Broker> broker_;
   bool owns_broker_ = false;
   std::unique_ptr<net::IoPool> pool_;
+  std::unique_ptr<net::IoPool> hook_pool_;  // rooms with hooks; null when no type has any
+  std::vector<std::shared_ptr<const room::RoomType>> types_;
   std::unique_ptr<room::Registry<net::RoomActor>> rooms_;
   std::unique_ptr<net::Context> ctx_;
   std::shared_ptr<net::Listener> listener_;
-  std::vector<std::thread> threads_;
+  std::vector<std::thread> threads_;  // the I/O threads, then the hook threads
   std::unique_ptr<MemoryReleaser> releaser_;
   std::uint16_t port_ = 0;
   bool running_ = false;

@@ -123,6 +123,11 @@ std::string Metrics::render() const {
            refusals, [](std::size_t i) { return std::string(to_string(static_cast<Refusal>(i))); });
   tick_duration.render(out, "kasagi_tick_duration_seconds",
                        "Time to coalesce, encode and fan out one room delta.");
+  hook_duration.render(out, "kasagi_hook_duration_seconds",
+                       "Time of one room hook call (on_join, on_update, on_tick...), the wait "
+                       "for the GIL included.");
+  simple(out, "kasagi_hook_failures_total", "counter",
+         "Room hook calls that raised or returned something unusable.", hook_failures);
   redis_roundtrip.render(out, "kasagi_redis_roundtrip_seconds",
                          "Time from sending a Redis command to its reply.");
   simple(out, "kasagi_redis_publish_total", "counter",

@@ -51,6 +51,8 @@ struct Metrics {
   Counter fragment_disconnects{0};
   std::array<Counter, kRefusalCount> refusals{};
   Histogram tick_duration;  // time a room spends coalescing, encoding and fanning out a delta
+  Histogram hook_duration;  // one room hook call (room/room_hooks.hpp), Python included
+  Counter hook_failures{0};  // hook calls that raised or returned something unusable
   // Authority across instances (net/room_actor.hpp)
   Counter authority_takeovers{0};  // rooms recovered from a snapshot and log
   Counter replays{0};              // log entries replayed while recovering rooms

@@ -6,10 +6,16 @@ times a second. The server coalesces the changes of each tick into one DELTA_UPD
 and every bot's client keeps a mirror of the room current: the bots "see" each other only
 through that mirror. At the end, every mirror must equal the server's state.
 
+The rooms are of the room type ``Arena`` (app.py, beside this file): the server moves NPCs
+every tick and cuts back moves that are too fast. ``--cheaters`` bots teleport and inflate
+their score; at the end the program checks that the server corrected them and that the
+NPCs moved.
+
     python examples/arena/bots.py                          # embedded server
     python examples/arena/bots.py --url ws://127.0.0.1:8080/sync --bots 20 --rooms 4
 
-Exit status: 0 when every mirror converged, 1 when one did not, 130 on Ctrl-C.
+Exit status: 0 when every mirror converged (and the room type did its work), 1 when not,
+130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import copy
 import itertools
 import math
 import random
@@ -24,6 +31,7 @@ import sys
 from dataclasses import dataclass
 
 import kasagi
+from app import MAX_SPEED, Arena  # the room type, beside this file
 from kasagi.client import encode_frame
 
 SIZE = 100.0  # the arena is SIZE x SIZE
@@ -45,7 +53,7 @@ class RoomStats:
 class Bot:
     """One player: its own client (one connection), where it is, and its room's mirror."""
 
-    def __init__(self, index: int, room: str) -> None:
+    def __init__(self, index: int, room: str, cheater: bool = False) -> None:
         lap = index // len(NAMES)  # ada, bob, ... jo, then ada1, bob1, ...
         self.name = NAMES[index % len(NAMES)] + (str(lap) if lap else "")
         self.color = COLORS[index % len(COLORS)]
@@ -55,6 +63,7 @@ class Bot:
         self.heading = self.rng.uniform(0, 360)  # degrees; 0 is +x, 90 is +y
         self.score = 0
         self.last_tag = -TAG_COOLDOWN
+        self.cheater = cheater  # teleports and inflates its score; the server corrects it
         self.client = kasagi.AsyncClient()
         self.mirror: kasagi.RoomMirror  # set by join()
 
@@ -108,6 +117,9 @@ class Bot:
         return str(other.get("name"))
 
     def patch(self) -> dict:
+        if self.cheater:  # anywhere at once, and +5 a time: the room type cuts both back
+            self.x, self.y = self.rng.uniform(0, SIZE), self.rng.uniform(0, SIZE)
+            self.score += 5
         # Floats stay floats and ints stay ints on the wire, in both encodings.
         return {"x": round(self.x, 2), "y": round(self.y, 2),
                 "heading": round(self.heading, 1), "score": self.score}
@@ -127,8 +139,10 @@ class Bot:
             now += 1 / rate  # a fixed schedule: no drift however long a send takes
             await asyncio.sleep(max(0.0, now - loop.time()))
         # The ACK of a last update means the server has applied everything this bot sent
-        # (one connection's messages are applied in order), and names the version.
-        version = await self.client.update(self.room, self.patch(), ack=True)
+        # (one connection's messages are applied in order), and names the version. `done`:
+        # once every player of the room is done, the room type stops moving the NPCs, so
+        # the room goes quiet and the mirrors can be compared with the server's state.
+        version = await self.client.update(self.room, {**self.patch(), "done": True}, ack=True)
         assert version is not None
         return version
 
@@ -152,9 +166,36 @@ async def report(bots: list[Bot], stats: dict[str, RoomStats]) -> None:
             previous[room] = RoomStats(now.deltas, now.bytes)
             top = sorted(mirror.players.values(), key=lambda p: -p.get("score", 0))[:3]
             board = " ".join(f"{p.get('name')}:{p.get('score', 0)}" for p in top)
+            corrected = mirror.state.get("stats", {}).get("corrected", "-")
             print(f"[{second:3d}s] {room}  players {len(mirror.players):2d}  v{mirror.version:<6}"
                   f" deltas/s {deltas:4d} ({deltas // len(members)}/bot)"
-                  f"  {size / 1024:6.1f} KiB/s  top: {board}", flush=True)
+                  f"  {size / 1024:6.1f} KiB/s  top: {board}  corrected {corrected}", flush=True)
+
+
+def check_room_type(bots: list[Bot], npcs_at_start: dict[str, dict]) -> bool:
+    """Checks what the Arena room type did: NPCs moved, cheaters were corrected (no score
+    above one point per update; the cheaters' entries moved no faster than allowed, which
+    the anti-cheat counted)."""
+    ok = True
+    for room in sorted({b.room for b in bots}):
+        state = next(b for b in bots if b.room == room).mirror.state
+        if "npcs" not in state:
+            print(f"{room}: no NPCs: the server does not run the Arena room type "
+                  "(kasagi serve --app examples/arena/app.py:Arena)", file=sys.stderr)
+            return False
+        if state["npcs"] == npcs_at_start[room]:
+            print(f"{room}: the NPCs did not move", file=sys.stderr)
+            ok = False
+        cheaters = [b for b in bots if b.room == room and b.cheater]
+        for b in cheaters:
+            entry = state["players"].get(b.mirror.player_id, {})
+            if entry.get("score", 0) >= b.score:
+                print(f"{room}: cheater {b.name}'s score was not cut back", file=sys.stderr)
+                ok = False
+        if cheaters and not state.get("stats", {}).get("corrected"):
+            print(f"{room}: no correction counted", file=sys.stderr)
+            ok = False
+    return ok
 
 
 async def verify(bots: list[Bot], finals: list[int], server: kasagi.Server | None) -> bool:
@@ -180,15 +221,18 @@ async def verify(bots: list[Bot], finals: list[int], server: kasagi.Server | Non
 
 async def run(args: argparse.Namespace, url: str, server: kasagi.Server | None) -> bool:
     stats = {f"arena-{r}": RoomStats() for r in range(args.rooms)}
-    bots = [Bot(i, f"arena-{i % args.rooms}") for i in range(args.bots)]
+    bots = [Bot(i, f"arena-{i % args.rooms}", cheater=i < args.cheaters) for i in range(args.bots)]
     try:
         await asyncio.gather(*(b.join(url, args.encoding, stats[b.room]) for b in bots))
-        print(f"{args.bots} bots in {args.rooms} rooms on {url} ({args.encoding}),"
-              f" {args.seconds:g} s at {args.rate:g} updates/s", flush=True)
+        npcs = {b.room: copy.deepcopy(b.mirror.state.get("npcs")) for b in bots}
+        print(f"{args.bots} bots ({args.cheaters} cheating) in {args.rooms} rooms on {url}"
+              f" ({args.encoding}), {args.seconds:g} s at {args.rate:g} updates/s;"
+              f" speed limit {MAX_SPEED:g}", flush=True)
         reporter = asyncio.create_task(report(bots, stats))
         finals = await asyncio.gather(*(b.play(args.seconds, args.rate) for b in bots))
         reporter.cancel()
-        return await verify(bots, finals, server)
+        converged = await verify(bots, finals, server)
+        return check_room_type(bots, npcs) and converged
     except (kasagi.KasagiError, ConnectionError, TimeoutError, OSError) as err:
         print(f"failed: {err!r}", file=sys.stderr)  # refused, unreachable, or no answer
         return False
@@ -208,6 +252,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=10.0, help="updates per second per bot")
     parser.add_argument("--encoding", choices=["json", "msgpack"], default="msgpack")
+    parser.add_argument("--cheaters", type=int, default=1,
+                        help="bots that teleport and inflate their score (the first ones)")
     args = parser.parse_args()
     if args.rooms < 1 or args.bots < args.rooms or args.rate <= 0 or args.seconds < 0:
         parser.error("need --rooms >= 1, --bots >= --rooms, --rate > 0, --seconds >= 0")
@@ -215,7 +261,9 @@ def main() -> int:
         if args.url:
             ok = asyncio.run(run(args, args.url, None))
         else:
-            with kasagi.Server(tick_rate=20, log_level="warning") as server:
+            server = kasagi.Server(tick_rate=20, log_level="warning")
+            server.add_room_type(Arena)  # what `kasagi serve --app app.py:Arena` does
+            with server:
                 ok = asyncio.run(run(args, server.url, server))
     except KeyboardInterrupt:  # asyncio.run cancelled run(), whose finally left the rooms
         print("interrupted", file=sys.stderr)

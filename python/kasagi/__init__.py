@@ -6,6 +6,8 @@ this package configures and runs it, and provides clients for tests, bots and sc
 
 - :class:`Server`: a server in this process (``with kasagi.Server() as server: ...``).
 - :class:`Config`: every setting, its default and the reason for it.
+- :class:`RoomType`, :class:`Rule`, :class:`Reject`, :class:`Room`: room types with path
+  rules and Python hooks (:mod:`kasagi.rooms`, docs/hooks.md).
 - :class:`AsyncClient`, :class:`Client`: protocol clients (asyncio and blocking) that keep a
   :class:`RoomMirror` of each joined room.
 - ``kasagi serve`` / ``python -m kasagi serve``: the production entrypoint (:mod:`kasagi.cli`).
@@ -19,6 +21,7 @@ from kasagi import _core  # noqa: F401 - the native core; fails here if it is no
 from kasagi.client import AsyncClient, Client, Disconnected, FrameError, KasagiError
 from kasagi.config import Config, ConfigError, docs_markdown
 from kasagi.mirror import RoomMirror, merge_patch, merge_patch_diff, merge_patch_in_place
+from kasagi.rooms import Reject, Room, RoomType, Rule, room_type
 from kasagi.server import Server
 
 __all__ = [
@@ -29,13 +32,18 @@ __all__ = [
     "Disconnected",
     "FrameError",
     "KasagiError",
+    "Reject",
+    "Room",
     "RoomMirror",
+    "RoomType",
+    "Rule",
     "Server",
     "__version__",
     "docs_markdown",
     "merge_patch",
     "merge_patch_diff",
     "merge_patch_in_place",
+    "room_type",
 ]
 
 try:

@@ -1,6 +1,7 @@
 """Type stubs of kasagi._core, the native core (cpp/bindings). Use the kasagi package, not
 this module directly: its Pythonic API, defaults and documentation live in plain Python."""
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 _Format = Literal["json", "msgpack"]
@@ -74,6 +75,7 @@ class ServerConfig:
     conflict_window: int
     writable_paths: list[str]
     max_state_depth: int
+    hook_threads: int
     session_grace: float
     idle_timeout: float
     handshake_timeout: float
@@ -124,6 +126,43 @@ class Server:
         """{"state", "version", "tick", "epoch"} of the room, or None if there is none."""
     def session_claims(self) -> list[dict[str, Any]]:
         """The verified token claims of every open WebSocket connection ({} if anonymous)."""
+
+# ----------------------------------------------------------------------------------------
+# room types and hooks (kasagi.rooms wraps these)
+
+class RoomHandle:
+    """A room as its hooks see it; usable only during a hook call, on its thread (else
+    RuntimeError)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def tick(self) -> int: ...
+    @property
+    def state(self) -> dict[str, Any]:
+        """A copy of the whole document."""
+    def get(self, path: str) -> Any:
+        """The value at a JSON Pointer (a copy), or None."""
+    def connected_players(self) -> list[str]: ...
+    def set(self, path: str, value: Any) -> None:
+        """Replaces the value at ``path`` (None deletes it). ValueError if refused."""
+    def patch(self, path: str, value: Any) -> None:
+        """Merges a merge patch into ``path``. ValueError if refused."""
+    def send_event(self, name: str, data: Any, to: str) -> bool:
+        """ROOM_EVENT to every connected player (``to`` = "") or one."""
+    def kick(self, player: str, message: str) -> bool: ...
+
+def add_room_type(
+    server: Server,
+    name: str,
+    patterns: list[str],
+    rules: list[tuple[str, list[str], float | None, float | None]],
+    factory: Callable[[str, RoomHandle], Any] | None,
+) -> None:
+    """Registers a room type before start(); ``factory(room_id, handle)`` returns the
+    room's hook dispatcher (kasagi.rooms._Dispatcher), None: no hooks."""
 
 # ----------------------------------------------------------------------------------------
 # broker: a blocking test surface over the C++ Broker (tests/broker/test_conformance.py)

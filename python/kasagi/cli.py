@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -86,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "-c", "--config", metavar="FILE.toml", help="read settings from this TOML file"
+    )
+    serve.add_argument(
+        "--app",
+        action="append",
+        metavar="MODULE:ATTR",
+        help="register the room type(s) ATTR of MODULE (a kasagi.RoomType subclass or a list "
+        "of them; the current directory is importable); repeatable",
     )
     serve.add_argument(
         "--print-config",
@@ -241,6 +249,15 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     server = Server(config)
     try:
+        for target in getattr(args, "app", None) or ():
+            for room_type in load_app(target):
+                server.add_room_type(room_type)
+                log.info("room type %s for rooms %s", room_type.type_name(),
+                         " ".join(room_type.patterns()))
+    except (ImportError, AttributeError, TypeError, ValueError) as err:
+        log.error("kasagi --app: %s", err)
+        return 2
+    try:
         server.start()
     except (RuntimeError, ValueError, OSError) as err:
         log.error("kasagi cannot start on %s:%s: %s", config.host, config.port, err)
@@ -256,6 +273,41 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         config.tick_rate,
     )
     return _run_until_signal(server, config)
+
+
+def load_app(target: str) -> list[Any]:
+    """Returns the room types ``MODULE:ATTR`` names (``ATTR`` may be dotted). MODULE is a
+    module name (the current directory is importable) or the path of a ``.py`` file.
+
+    Raises:
+        ValueError: ``target`` is not of the form MODULE:ATTR.
+        ImportError, AttributeError: the module or attribute does not exist.
+        TypeError: the attribute is not a RoomType subclass or a list of them.
+    """
+    import importlib
+    import importlib.util
+
+    from kasagi.rooms import room_types_of
+
+    module_name, sep, attr = target.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{target!r}: expected MODULE:ATTR, e.g. examples/arena/app.py:Arena")
+    obj: Any
+    if module_name.endswith(".py") or os.sep in module_name:
+        path = Path(module_name).resolve()
+        spec = importlib.util.spec_from_file_location(f"kasagi_app_{path.stem}", path)
+        if spec is None or spec.loader is None or not path.is_file():
+            raise ImportError(f"no Python file {module_name}")
+        obj = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = obj
+        spec.loader.exec_module(obj)
+    else:
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return room_types_of(obj)
 
 
 def _run_until_signal(server: Any, config: Config) -> int:

@@ -86,7 +86,7 @@ Callback = Callable[[Message], Any]
 ENCODINGS: tuple[str, ...] = ("json", "msgpack")
 
 #: Message types that also go to the events queue (:meth:`AsyncClient.next_event`).
-EVENT_TYPES = frozenset({"PLAYER_JOINED", "PLAYER_LEFT", "ERROR"})
+EVENT_TYPES = frozenset({"PLAYER_JOINED", "PLAYER_LEFT", "ROOM_EVENT", "ERROR"})
 
 #: Close codes that mean "this client misbehaved": reconnecting would repeat the offence, so
 #: the client does not reconnect after them (protocol error, unsupported data, bad payload,
@@ -1001,7 +1001,7 @@ class AsyncClient:
             ) from None
 
     async def next_event(self, *, timeout: float | None = None) -> Message:
-        """Returns the next PLAYER_JOINED, PLAYER_LEFT or ERROR message not yet taken."""
+        """Returns the next PLAYER_JOINED, PLAYER_LEFT, ROOM_EVENT or ERROR message not yet taken."""
         return await asyncio.wait_for(self._events.get(), self._timeout(timeout))
 
     def on(self, type: str, callback: Callback) -> Callable[[], None]:

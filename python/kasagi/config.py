@@ -293,6 +293,18 @@ class Config:
         minimum=1,
         maximum=1024,
     )
+    hook_threads: int = _setting(
+        2,
+        section="Rooms",
+        doc="Threads that run the rooms whose room type has Python hooks (docs/hooks.md), "
+        "besides the I/O threads; started only when such a type is registered. Rooms "
+        "without hooks never run there and never wait for the GIL.",
+        why="Python runs one hook at a time anyway (the GIL); a second thread keeps half of "
+        "the hooked rooms going while a hook on the other one waits (I/O, sleep), at the "
+        "cost of one idle thread.",
+        minimum=1,
+        maximum=256,
+    )
 
     # ------------------------------------------------------------------------------------
     # Sessions
@@ -813,6 +825,7 @@ class Settings(TypedDict, total=False):
     conflict_window: int
     writable_paths: Iterable[str]
     max_state_depth: int
+    hook_threads: int
     session_grace: float
     idle_timeout: float
     handshake_timeout: float

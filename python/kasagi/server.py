@@ -20,6 +20,7 @@ from typing import Any, Unpack
 
 from kasagi import _core
 from kasagi.config import Config, Settings
+from kasagi.rooms import RoomType, RoomTypeBuilder, register
 
 __all__ = ["Server"]
 
@@ -42,6 +43,38 @@ class Server:
         base = config if config is not None else Config(port=0)
         self._config = base.replace(**settings)
         self._core: Any = None
+        self._room_types: list[type[RoomType]] = []
+
+    # ------------------------------------------------------------------------------------
+    # Room types
+
+    def add_room_type(
+        self, room_type: type[RoomType] | RoomTypeBuilder
+    ) -> type[RoomType] | RoomTypeBuilder:
+        """Registers a room type (a :class:`kasagi.RoomType` subclass, or the result of
+        :func:`kasagi.room_type` with its decorated hooks) for the rooms whose
+        id matches its ``rooms`` patterns; the first type registered that matches a room
+        wins. Call before :meth:`start`. Returns ``room_type`` (usable as a decorator).
+
+        Raises:
+            TypeError: not a RoomType subclass.
+            ValueError: its patterns or path rules are invalid.
+            RuntimeError: the server is already running.
+        """
+        if self.running:
+            raise RuntimeError("room types are registered before start()")
+        declared = room_type.build() if isinstance(room_type, RoomTypeBuilder) else room_type
+        if not (isinstance(declared, type) and issubclass(declared, RoomType)):
+            raise TypeError(f"{room_type!r} is not a kasagi.RoomType subclass")
+        declared.patterns()  # fail now rather than at start()
+        declared.rules()
+        self._room_types.append(declared)
+        return room_type
+
+    @property
+    def room_types(self) -> tuple[type[RoomType], ...]:
+        """The registered room types, in order."""
+        return tuple(self._room_types)
 
     # ------------------------------------------------------------------------------------
     # Lifecycle
@@ -55,6 +88,8 @@ class Server:
         if self.running:
             raise RuntimeError("the server is already running")
         core = _core.Server(self._config.to_core())
+        for room_type in self._room_types:
+            register(core, room_type)
         core.start()
         self._core = core
         return self

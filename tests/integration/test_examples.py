@@ -50,7 +50,8 @@ def test_arena_bots_with_an_embedded_server() -> None:
 
 
 def test_arena_bots_against_kasagi_serve(kasagi_instances) -> None:
-    (serve,) = kasagi_instances()  # python -m kasagi serve --port <free>, /healthz answered 200
+    # python -m kasagi serve --port <free> --app .../app.py:Arena, /healthz answered 200
+    (serve,) = kasagi_instances("--app", f"{EXAMPLES / 'arena' / 'app.py'}:Arena")
     result = run_example(
         "arena/bots.py", "--url", serve.url, "--seconds", "2", "--bots", "4", "--rooms", "2",
         "--encoding", "json",

@@ -25,6 +25,7 @@ FORMATS = ["json", "msgpack"]
 TYPES = [
     "JOIN_ROOM", "LEAVE_ROOM", "STATE_UPDATE", "RESYNC", "PING",
     "FULL_STATE", "DELTA_UPDATE", "PLAYER_JOINED", "PLAYER_LEFT", "ACK", "PONG", "ERROR",
+    "ROOM_EVENT",
 ]  # fmt: skip
 UINT_KEYS = ["version", "baseVersion", "tick", "requestId", "timestamp"]
 ROOM = "room-1"

@@ -33,6 +33,7 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "conflict_window": 4096,
     "writable_paths": ("/players/$self",),
     "max_state_depth": 32,
+    "hook_threads": 2,
     "session_grace": 60.0,
     "idle_timeout": 30.0,
     "handshake_timeout": 10.0,

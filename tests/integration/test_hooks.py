@@ -1,0 +1,438 @@
+"""Room types: path rules with types and ranges, Python hooks, what hooks may do to their
+room, failures, and the threading model (a slow hook stalls no other room)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import kasagi
+from kasagi import Reject, RoomType, Rule
+from keys import SECRET, token
+from wire import Wire
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., kasagi.Server]]:
+    """Returns ``serve(*room_types, **settings)``: a started server with those room types."""
+    servers: list[kasagi.Server] = []
+    wires: list[Wire] = []
+
+    def make(*types: type[RoomType], **settings: Any) -> kasagi.Server:
+        settings.setdefault("log_level", "warning")
+        settings.setdefault("tick_rate", 0)
+        server = kasagi.Server(**settings)
+        for t in types:
+            server.add_room_type(t)
+        servers.append(server.start())
+        return server
+
+    yield make
+    for w in wires:
+        w.close()
+    for s in servers:
+        s.stop()
+
+
+def update(w: Wire, room: str, patch: dict[str, Any], request_id: int, **extra: Any) -> dict:
+    """Sends a STATE_UPDATE and returns its ACK or ERROR."""
+    w.send({"type": "STATE_UPDATE", "roomId": room, "payload": patch, "requestId": request_id,
+            **extra})
+    while True:
+        msg = w.recv()
+        if msg["type"] in ("ACK", "ERROR") and msg.get("requestId") == request_id:
+            return msg
+
+
+def error(msg: dict) -> tuple[str, str]:
+    assert msg["type"] == "ERROR", msg
+    return msg["payload"]["code"], msg["payload"]["message"]
+
+
+# ----------------------------------------------------------------------------------------
+# Path rules: types and ranges, checked in C++
+
+
+class Board(RoomType):
+    rooms = "board-*"
+    writable = (
+        "/players/$self",
+        Rule("/players/$self/x", "number", min=0, max=100),
+        Rule("/players/$self/name", "string"),
+        Rule("/players/$self/hp", ("int", "null"), min=0),
+        Rule("/cells/*", "int", min=0, max=9),
+    )
+
+
+def test_rules_types_and_ranges(serve):
+    server = serve(Board)
+    w = Wire(server.url)
+    w.join("board-1")
+    assert update(w, "board-1", {"x": 50, "name": "ann", "free": [1, "a"]}, 1)["type"] == "ACK"
+    assert update(w, "board-1", {"x": 12.5, "hp": 3}, 2)["type"] == "ACK"
+    code, text = error(update(w, "board-1", {"x": 101}, 3))
+    assert code == "FORBIDDEN" and "/x" in text and "at most 100" in text
+    code, text = error(update(w, "board-1", {"x": "far"}, 4))
+    assert code == "FORBIDDEN" and "must be number" in text
+    code, text = error(update(w, "board-1", {"hp": 1.5}, 5))
+    assert code == "FORBIDDEN" and "must be null or int" in text
+    assert error(update(w, "board-1", {"hp": -1}, 6))[0] == "FORBIDDEN"
+    assert update(w, "board-1", {"hp": None}, 7)["type"] == "ACK"  # null is allowed there
+    assert error(update(w, "board-1", {"x": {"deep": 1}}, 8))[0] == "FORBIDDEN"  # a map
+    assert update(w, "board-1", {"a": 3}, 9, path="/cells")["type"] == "ACK"
+    assert error(update(w, "board-1", {"a": 10}, 10, path="/cells"))[0] == "FORBIDDEN"
+    assert error(update(w, "board-1", {"x": 1}, 11, path="/other"))[0] == "FORBIDDEN"
+    state = server.room_state("board-1")["state"]
+    me = next(iter(state["players"].values()))
+    assert me["x"] == 12.5 and me["name"] == "ann" and "hp" not in me
+    assert state["cells"] == {"a": 3}
+    # Rooms of no type keep the server's writable_paths.
+    assert update(w, "other", {}, 12)["type"] == "ERROR"  # not joined
+    w.join("other")
+    assert update(w, "other", {"x": "anything"}, 13)["type"] == "ACK"
+    w.close()
+
+
+def test_invalid_rules_fail_at_registration():
+    class BadType(RoomType):
+        rooms = "x-*"
+        writable = (Rule("/players/$self/x", "float"),)
+
+    class BadPath(RoomType):
+        rooms = "x-*"
+        writable = ("players",)
+
+    class NoRooms(RoomType):
+        pass
+
+    server = kasagi.Server()
+    with pytest.raises(ValueError, match="unknown type 'float'"):
+        server.add_room_type(BadType)
+    with pytest.raises(ValueError, match="rooms"):
+        server.add_room_type(NoRooms)
+    with pytest.raises(TypeError):
+        server.add_room_type(object)  # type: ignore[arg-type]
+    server.add_room_type(BadPath)
+    with pytest.raises(ValueError, match="JSON Pointer"):
+        server.start()
+
+
+# ----------------------------------------------------------------------------------------
+# Hooks
+
+
+class Game(RoomType):
+    name = "game"
+    rooms = ("game-*", "g:*")
+    calls: list[tuple[str, ...]] = []
+
+    def on_create(self, room):
+        Game.calls.append(("create", room.id))
+        room.set("/world", {"created": True, "npcs": {}})
+
+    def on_join(self, room, player, attrs, claims):
+        Game.calls.append(("join", room.id, player))
+        if attrs.get("name") == "admin":
+            raise Reject("the name admin is reserved")
+        if attrs.get("banned"):
+            return False
+        return {**attrs, "hp": 10, "team": claims.get("team", "none")}
+
+    def on_update(self, room, player, patch):
+        if "x" in patch:  # a speed limit: at most 5 per update
+            old = room.get(f"/players/{player}/x", 0)
+            x = max(old - 5, min(old + 5, patch["x"]))
+            return {**patch, "x": x}
+        if patch.get("cheat"):
+            raise Reject("no cheating")
+        if patch.get("boom"):
+            raise RuntimeError("boom in on_update")
+        if "shout" in patch:
+            room.broadcast("shout", {"from": player, "text": patch["shout"]})
+            return {}
+        if "whisper" in patch:
+            room.send(patch["whisper"], "whisper", {"from": player})
+            return {}
+        if "kick" in patch:
+            room.kick(patch["kick"], "bye")
+            return {}
+        if patch.get("kickme"):
+            room.kick(player, "self")
+            return None
+        if "score" in patch:
+            room.patch("/world", {"last": player})
+        return None
+
+    def on_leave(self, room, player, reason):
+        Game.calls.append(("leave", room.id, player, reason))
+
+    def on_dispose(self, room):
+        Game.calls.append(("dispose", room.id))
+
+
+def test_join_hook_accepts_rewrites_and_rejects(serve):
+    server = serve(Game)
+    a = Wire(server.url)
+    full = a.join("game-1", name="ann")
+    me = full["payload"]["playerId"]
+    # on_create ran first; on_join's attributes are the entry
+    assert full["payload"]["state"]["world"] == {"created": True, "npcs": {}}
+    assert full["payload"]["state"]["players"][me] == {"name": "ann", "hp": 10, "team": "none"}
+    b = Wire(server.url)
+    b.send({"type": "JOIN_ROOM", "roomId": "game-1", "payload": {"name": "admin"}, "requestId": 5})
+    err = b.expect("ERROR")
+    assert err["payload"] == {"code": "FORBIDDEN", "message": "the name admin is reserved"}
+    assert err["requestId"] == 5 and err["roomId"] == "game-1"
+    b.send({"type": "JOIN_ROOM", "roomId": "game-1", "payload": {"banned": True}})
+    assert b.expect("ERROR")["payload"]["code"] == "FORBIDDEN"
+    # refused joins changed nothing; the refused connection may still join
+    assert list(server.room_state("game-1")["state"]["players"]) == [me]
+    assert b.join("game-1", name="bob")["payload"]["state"]["players"]
+    a.close()
+    b.close()
+
+
+def test_join_hook_sees_claims(serve):
+    server = serve(Game, jwt_secret=SECRET)
+    w = Wire(server.url, additional_headers={"Authorization": f"Bearer {token(sub='eve', team='red')}"})
+    full = w.join("g:x", name="eve")
+    assert full["payload"]["playerId"] == "eve"
+    assert full["payload"]["state"]["players"]["eve"]["team"] == "red"
+    w.close()
+
+
+def test_update_hook_corrects_rejects_and_survives_errors(serve, caplog):
+    server = serve(Game)
+    w, other = Wire(server.url), Wire(server.url)
+    me = w.join("game-2", name="ann")["payload"]["playerId"]
+    other.join("game-2", name="bob")
+    assert update(w, "game-2", {"x": 3}, 1)["type"] == "ACK"
+    assert update(w, "game-2", {"x": 50, "y": 1}, 2)["type"] == "ACK"  # clamped to 8
+    delta = other.expect("DELTA_UPDATE", where=lambda m: m["payload"].get("players", {})
+                         .get(me, {}).get("x") == 8)
+    assert delta["payload"]["players"][me] == {"x": 8, "y": 1}
+    assert error(update(w, "game-2", {"cheat": True}, 3)) == ("FORBIDDEN", "no cheating")
+    with caplog.at_level(logging.ERROR, logger="kasagi.hooks"):
+        code, text = error(update(w, "game-2", {"boom": 1}, 4))
+    assert code == "INTERNAL" and "on_update" in text
+    metrics = server.metrics()
+    assert "kasagi_hook_failures_total 1\n" in metrics
+    assert "kasagi_hook_duration_seconds_count " in metrics
+    logged = [r for r in caplog.records if r.name == "kasagi.hooks"]
+    assert len(logged) == 1 and "RuntimeError: boom in on_update" in logged[0].getMessage()
+    assert "Traceback" in logged[0].getMessage()
+    # the room keeps running; nothing of the refused updates was applied
+    assert update(w, "game-2", {"score": 1}, 5)["type"] == "ACK"
+    state = server.room_state("game-2")["state"]
+    assert state["players"][me] == {"name": "ann", "hp": 10, "team": "none", "x": 8, "y": 1,
+                                    "score": 1}
+    assert state["world"]["last"] == me
+    w.close()
+    other.close()
+
+
+def test_events_kick_leave_and_dispose(serve):
+    Game.calls.clear()
+    server = serve(Game, room_empty_ttl=0.2)
+    a, b = Wire(server.url, "msgpack"), Wire(server.url)
+    pa = a.join("game-3", name="ann")["payload"]["playerId"]
+    pb = b.join("game-3", name="bob")["payload"]["playerId"]
+    assert update(a, "game-3", {"shout": "hi"}, 1)["type"] == "ACK"
+    # The event leaves at once, before the writer's ACK (which update() waited for).
+    for ev in (next(m for m in a.received if m["type"] == "ROOM_EVENT"), b.expect("ROOM_EVENT")):
+        assert ev["roomId"] == "game-3"
+        assert ev["payload"] == {"name": "shout", "data": {"from": pa, "text": "hi"}}
+    assert update(a, "game-3", {"whisper": pb}, 2)["type"] == "ACK"
+    assert b.expect("ROOM_EVENT")["payload"]["name"] == "whisper"
+    assert not [m for m in a.quiet(0.2) if m["type"] == "ROOM_EVENT"]
+    # a kicks b: b is told, a sees b leave, b's entry goes
+    assert update(a, "game-3", {"kick": pb}, 3)["type"] == "ACK"
+    left = b.expect("PLAYER_LEFT")
+    assert left["payload"] == {"playerId": pb, "reason": "kicked", "message": "bye"}
+    seen = next(m for m in a.received if m["type"] == "PLAYER_LEFT")  # before a's ACK
+    assert seen["payload"] == {"playerId": pb, "reason": "kicked"}
+    assert error(update(b, "game-3", {"y": 1}, 4))[0] == "NOT_IN_ROOM"
+    assert list(server.room_state("game-3")["state"]["players"]) == [pa]
+    # kicking oneself from on_update: no ACK, the PLAYER_LEFT says why
+    a.send({"type": "STATE_UPDATE", "roomId": "game-3", "payload": {"kickme": True},
+            "requestId": 5})
+    assert a.expect("PLAYER_LEFT")["payload"]["message"] == "self"
+    deadline = time.monotonic() + 5
+    while ("dispose", "game-3") not in Game.calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [c for c in Game.calls if c[0] in ("create", "leave", "dispose")] == [
+        ("create", "game-3"),
+        ("leave", "game-3", pb, "kicked"),
+        ("leave", "game-3", pa, "kicked"),
+        ("dispose", "game-3"),
+    ]
+    a.close()
+    b.close()
+
+
+def test_room_type_in_join_payload(serve):
+    server = serve(Game)
+    w = Wire(server.url)
+    w.send({"type": "JOIN_ROOM", "roomId": "game-4", "payload": {"roomType": "chess"}})
+    err = w.expect("ERROR")
+    assert err["payload"]["code"] == "FORBIDDEN" and "'game'" in err["payload"]["message"]
+    full = w.join("game-4", roomType="game", name="ann")
+    assert "roomType" not in full["payload"]["state"]["players"][full["payload"]["playerId"]]
+    # a room of no type ignores it, as before
+    assert w.join("plain", roomType="anything")
+    w.close()
+
+
+class Npcs(RoomType):
+    rooms = "npc-*"
+
+    def on_create(self, room):
+        self.t = 0.0
+        room.set("/npcs", {"n1": {"x": 0.0}})
+
+    def on_tick(self, room, dt):
+        assert 0 < dt < 1
+        self.t += dt
+        room.set("/npcs/n1/x", round(self.t, 3))
+
+
+def test_tick_hook_moves_npcs(serve):
+    server = serve(Npcs, tick_rate=20)
+    w = Wire(server.url)
+    full = w.join("npc-1")
+    seen = [full["payload"]["state"]["npcs"]["n1"]["x"]]
+    deadline = time.monotonic() + 3
+    while len(seen) < 6 and time.monotonic() < deadline:
+        d = w.expect("DELTA_UPDATE")
+        if "npcs" in d["payload"]:
+            seen.append(d["payload"]["npcs"]["n1"]["x"])
+    assert len(seen) >= 6 and seen == sorted(seen) and seen[-1] > seen[0]
+    w.close()
+
+
+def test_room_is_usable_only_inside_its_hooks(serve):
+    kept: list[kasagi.Room] = []
+
+    class Keeper(RoomType):
+        rooms = "keep-*"
+
+        def on_create(self, room):
+            kept.append(room)
+
+    server = serve(Keeper)
+    Wire(server.url).join("keep-1")
+    with pytest.raises(RuntimeError, match="inside one of its hooks"):
+        kept[0].set("/x", 1)
+
+
+def test_failing_constructor_refuses_joins(serve, caplog):
+    class Broken(RoomType):
+        rooms = "broken-*"
+
+        def __init__(self):
+            raise ValueError("cannot build")
+
+        def on_update(self, room, player, patch):
+            return None
+
+    server = serve(Broken)
+    w = Wire(server.url)
+    with caplog.at_level(logging.ERROR, logger="kasagi.hooks"):
+        w.send({"type": "JOIN_ROOM", "roomId": "broken-1", "payload": {}})
+        assert w.expect("ERROR")["payload"]["code"] == "INTERNAL"
+    assert any("cannot build" in r.getMessage() for r in caplog.records)
+    w.close()
+
+
+# ----------------------------------------------------------------------------------------
+# Threads: a slow hook stalls no room without hooks, nor hooked rooms on other hook threads
+
+
+class Slow(RoomType):
+    rooms = "slow-*"
+    started = threading.Event()
+
+    def on_update(self, room, player, patch):
+        if patch.get("sleep"):
+            Slow.started.set()
+            time.sleep(patch["sleep"])
+        return None
+
+
+def test_slow_hook_does_not_stall_other_rooms(serve):
+    server = serve(Slow, hook_threads=2, threads=1)
+    sleeper, plain, hooked = Wire(server.url), Wire(server.url), Wire(server.url)
+    sleeper.join("slow-a")   # hook thread 0
+    hooked.join("slow-b")    # hook thread 1
+    plain.join("plain")      # the only I/O thread, shared with every connection
+    Slow.started.clear()
+    sleeper.send({"type": "STATE_UPDATE", "roomId": "slow-a", "payload": {"sleep": 1.5},
+                  "requestId": 1})
+    assert Slow.started.wait(5)
+    t0 = time.monotonic()
+    for i in range(10):
+        assert update(plain, "plain", {"i": i}, 10 + i)["type"] == "ACK"
+        assert update(hooked, "slow-b", {"i": i}, 10 + i)["type"] == "ACK"
+    assert time.monotonic() - t0 < 1.0  # well before the sleeping hook returns
+    assert sleeper.expect("ACK", timeout=5)["requestId"] == 1
+    for w in (sleeper, plain, hooked):
+        w.close()
+
+
+def test_unusable_hook_results_are_internal_errors(serve, caplog):
+    class Odd(RoomType):
+        rooms = "odd-*"
+
+        def on_join(self, room, player, attrs):
+            return attrs if attrs.get("ok") else "yes"  # not None, a bool or a dict
+
+        def on_update(self, room, player, patch):
+            if "nest" in patch:
+                return {"n": {"a": {"b": {"c": 1}}}}
+            return {"deep": patch["v"]} if "v" in patch else None
+
+    server = serve(Odd, max_state_depth=4)
+    w = Wire(server.url)
+    with caplog.at_level(logging.ERROR, logger="kasagi.hooks"):
+        w.send({"type": "JOIN_ROOM", "roomId": "odd-1", "payload": {}})
+        assert w.expect("ERROR")["payload"]["code"] == "INTERNAL"
+    assert any("returned 'str'" in r.getMessage() for r in caplog.records)
+    w.join("odd-1", ok=True)
+    first = update(w, "odd-1", {"v": 1}, 1)
+    assert first["type"] == "ACK", first
+    # a corrected patch deeper than max_state_depth cannot apply: INTERNAL, nothing changes
+    code, _ = error(update(w, "odd-1", {"nest": 1}, 2))
+    assert code == "INTERNAL"
+    me = next(iter(server.room_state("odd-1")["state"]["players"].values()))
+    assert me == {"ok": True, "deep": 1}
+    w.close()
+
+
+def test_decorated_functions_declare_a_room_type(serve):
+    lobby = kasagi.room_type("lobby-*", name="lobby",
+                             writable=("/players/$self", Rule("/players/$self/n", "int")))
+
+    @lobby.on_join
+    def greet(room, player, attrs, claims):
+        return {**attrs, "greeted": True, "anonymous": claims == {}}
+
+    @lobby.on_update
+    def double(room, player, patch):
+        return {"n": patch["n"] * 2} if "n" in patch else None
+
+    server = serve(lobby)
+    w = Wire(server.url)
+    full = w.join("lobby-1", roomType="lobby")
+    me = full["payload"]["playerId"]
+    assert full["payload"]["state"]["players"][me] == {"greeted": True, "anonymous": True}
+    assert update(w, "lobby-1", {"n": 4}, 1)["type"] == "ACK"
+    assert error(update(w, "lobby-1", {"n": "x"}, 2))[0] == "FORBIDDEN"  # rules still apply
+    assert server.room_state("lobby-1")["state"]["players"][me]["n"] == 8
+    with pytest.raises(ValueError, match="twice"):
+        lobby.on_update(double)
+    w.close()

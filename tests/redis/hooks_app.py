@@ -1,0 +1,28 @@
+"""A room type that counts where and how often its hooks run (tests/redis/test_hooks.py)."""
+
+from __future__ import annotations
+
+import os
+
+from kasagi import RoomType
+
+
+class Counted(RoomType):
+    rooms = "counted-*"
+
+    def on_create(self, room):
+        room.patch("/hooks", {"created_in": {str(os.getpid()): True}, "joins": 0, "updates": 0})
+
+    def on_join(self, room, player, attrs):
+        room.set("/hooks/joins", room.get("/hooks/joins", 0) + 1)
+
+    def on_update(self, room, player, patch):
+        if "shout" in patch:
+            room.broadcast("shout", {"from": player})
+            return {}
+        if "kick" in patch:
+            room.kick(patch["kick"], "out")
+            return {}
+        room.set("/hooks/updates", room.get("/hooks/updates", 0) + 1)
+        room.set("/hooks/updated_in", str(os.getpid()))
+        return {**patch, "x": patch.get("x", 0) * 10}  # visibly the authority's correction

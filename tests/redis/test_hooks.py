@@ -1,0 +1,48 @@
+"""Room hooks with rooms shared through Redis: they run at the room's authority only, once
+per message, whichever instance the client is connected to."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kasagi import AsyncClient
+from kasagi.testing import RedisServer
+
+pytestmark = pytest.mark.redis
+
+APP = Path(__file__).with_name("hooks_app.py")
+
+
+def test_hooks_run_only_at_the_authority(redis_server: RedisServer, kasagi_instances: Any) -> None:
+    first, second = kasagi_instances(*redis_server.kasagi_args(), "--app", f"{APP}:Counted",
+                                     count=2)
+
+    async def play() -> dict[str, Any]:
+        async with AsyncClient() as a, AsyncClient() as b:
+            await a.connect(first.url)
+            await b.connect(second.url)
+            await a.join("counted-1")       # the first instance becomes the authority
+            mirror = await b.join("counted-1")  # the second relays
+            await b.update("counted-1", {"x": 1}, ack=True)
+            version = await a.update("counted-1", {"x": 2}, ack=True)
+            await b.wait_version("counted-1", version)
+            state = dict(mirror.state)
+            # Events and kicks reach members connected to a relay as well.
+            await a.update("counted-1", {"shout": 1}, ack=True)
+            event = await b.wait_message("ROOM_EVENT", timeout=5)
+            assert event["payload"] == {"name": "shout", "data": {"from": a.rooms["counted-1"].player_id}}
+            await a.update("counted-1", {"kick": mirror.player_id}, ack=True)
+            left = await b.wait_message("PLAYER_LEFT", timeout=5)
+            assert left["payload"] == {"playerId": mirror.player_id, "reason": "kicked",
+                                       "message": "out"}
+            return state
+
+    state = asyncio.run(play())
+    hooks = state["hooks"]
+    assert hooks["joins"] == 2 and hooks["updates"] == 2  # once each, not once per instance
+    assert list(hooks["created_in"]) == [hooks["updated_in"]]  # one process ran them all
+    assert sorted(p["x"] for p in state["players"].values()) == [10, 20]
