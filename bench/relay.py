@@ -345,31 +345,43 @@ def report_ramp(a: argparse.Namespace, results: list[tuple[float, dict[str, Any]
         print(json.dumps({"ramp": [{"rate": rate, "result": r} for rate, r in results]}))
 
 
+def run_rounds(a: argparse.Namespace, loadgen: Path, redis_pid: int,
+               one: list[tuple[int, int]], many: list[tuple[int, int]]
+               ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Measures (a) `one` and (b) `many` back to back, --rounds times."""
+    rounds = []
+    for i in range(a.rounds):
+        # Alternate which goes first, so that neither always follows the other.
+        if i % 2 == 0:
+            o = measure(a, loadgen, redis_pid, one, a.rate)
+            m = measure(a, loadgen, redis_pid, many, a.rate)
+        else:
+            m = measure(a, loadgen, redis_pid, many, a.rate)
+            o = measure(a, loadgen, redis_pid, one, a.rate)
+        rounds.append((o, m))
+        print(f"round {i + 1}/{a.rounds}: p99 1 instance {o['latency_ms']['p99']:.2f} ms, "
+              f"{a.instances} instances {m['latency_ms']['p99']:.2f} ms", flush=True)
+    return rounds
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop what was started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     loadgen = find_loadgen(a.loadgen)
-    rounds = []
     try:
-        with redis_running(a) as (redis_port, redis_pid), \
-                instances_running(a, 1, redis_port) as one, \
-                instances_running(a, a.instances, redis_port) as many:
+        with redis_running(a) as (redis_port, redis_pid):
             if a.ramp:
-                rates = [float(r) for r in a.ramp.split(",")]
-                report_ramp(a, [(r, measure(a, loadgen, redis_pid, one, r)) for r in rates])
+                ramp = []
+                for rate in (float(r) for r in a.ramp.split(",")):
+                    # A fresh instance each time: an overloaded step leaves a backlog behind.
+                    with instances_running(a, 1, redis_port) as one:
+                        ramp.append((rate, measure(a, loadgen, redis_pid, one, rate)))
+                report_ramp(a, ramp)
                 return 0
-            for i in range(a.rounds):
-                # Alternate which goes first, so that neither always follows the other.
-                if i % 2 == 0:
-                    o = measure(a, loadgen, redis_pid, one, a.rate)
-                    m = measure(a, loadgen, redis_pid, many, a.rate)
-                else:
-                    m = measure(a, loadgen, redis_pid, many, a.rate)
-                    o = measure(a, loadgen, redis_pid, one, a.rate)
-                rounds.append((o, m))
-                print(f"round {i + 1}/{a.rounds}: p99 1 instance {o['latency_ms']['p99']:.2f} ms, "
-                      f"{a.instances} instances {m['latency_ms']['p99']:.2f} ms", flush=True)
+            with instances_running(a, 1, redis_port) as one, \
+                    instances_running(a, a.instances, redis_port) as many:
+                rounds = run_rounds(a, loadgen, redis_pid, one, many)
     except KeyboardInterrupt:
         print("relay: interrupted", file=sys.stderr)
         return 130
