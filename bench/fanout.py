@@ -32,6 +32,7 @@ from typing import IO, Any
 START_TIMEOUT = 20.0  # seconds for a server to answer /healthz or PING
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 LATENCY_SLACK_MS = 5.0  # the target: p99 < one tick interval + this
+PROG = Path(sys.argv[0]).stem or "fanout"  # bench/relay.py imports the helpers below
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,7 +73,7 @@ def find_loadgen(explicit: Path | None) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise SystemExit(f"fanout: kasagi-loadgen not found at {candidates[0]}")
+    raise SystemExit(f"{PROG}: kasagi-loadgen not found at {candidates[0]}")
 
 
 def free_port() -> int:
@@ -105,11 +106,11 @@ def wait_until(ready: Any, proc: subprocess.Popen[bytes], what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"fanout: {what} exited with code {proc.returncode}")
+            raise SystemExit(f"{PROG}: {what} exited with code {proc.returncode}")
         if ready():
             return
         time.sleep(0.1)
-    raise SystemExit(f"fanout: {what} not ready after {START_TIMEOUT:.0f} s")
+    raise SystemExit(f"{PROG}: {what} not ready after {START_TIMEOUT:.0f} s")
 
 
 def healthz_ok(port: int) -> bool:
@@ -142,7 +143,7 @@ def run_loadgen(loadgen: Path, args: list[str], verbose: bool) -> dict[str, Any]
         if line.startswith("{"):
             return json.loads(line)
     sys.stderr.write(done.stdout + (done.stderr or ""))
-    raise SystemExit(f"fanout: kasagi-loadgen exited with code {done.returncode} and no result")
+    raise SystemExit(f"{PROG}: kasagi-loadgen exited with code {done.returncode} and no result")
 
 
 def shape_args(a: argparse.Namespace) -> list[str]:
@@ -170,7 +171,7 @@ def measure_kasagi(a: argparse.Namespace, loadgen: Path) -> dict[str, Any]:
 def measure_redis(a: argparse.Namespace, loadgen: Path) -> dict[str, Any]:
     binary = shutil.which(a.redis_server)
     if binary is None:
-        raise SystemExit(f"fanout: {a.redis_server} not found")
+        raise SystemExit(f"{PROG}: {a.redis_server} not found")
     port = free_port()
     redis = None
     # redis-server logs its start-up warnings (overcommit, ...) even at --loglevel warning:

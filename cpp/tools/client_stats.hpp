@@ -23,6 +23,20 @@ inline std::int64_t steady_ns(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+// What the clients of one server instance (one --port) saw: in a multi-instance run, every
+// instance's clients must get deltas, whether it holds the room's authority or relays.
+struct TargetStats {
+  std::uint64_t clients_joined = 0;          // whole run
+  std::uint64_t deliveries = 0;              // inside the window
+  std::uint64_t clients_without_deltas = 0;  // joined, yet received none inside the window
+
+  void merge(const TargetStats& o) {
+    clients_joined += o.clients_joined;
+    deliveries += o.deliveries;
+    clients_without_deltas += o.clients_without_deltas;
+  }
+};
+
 struct ClientStats {
   static constexpr std::size_t kMaxErrorSamples = 5;  // enough to tell what went wrong
 
@@ -40,6 +54,12 @@ struct ClientStats {
   std::uint64_t sends_skipped = 0;    // schedule slots dropped: the loadgen fell behind
   std::uint64_t sends_dropped = 0;    // updates dropped: the connection's send queue was full
   std::vector<std::string> error_samples;
+  std::vector<TargetStats> by_target;  // Kasagi only: indexed like the --port list
+
+  TargetStats& target(std::size_t i) {
+    if (by_target.size() <= i) by_target.resize(i + 1);
+    return by_target[i];
+  }
 
   void note_error(std::string text) {
     ++errors;
@@ -59,6 +79,7 @@ struct ClientStats {
     sends_dropped += o.sends_dropped;
     for (const auto& s : o.error_samples)
       if (error_samples.size() < kMaxErrorSamples) error_samples.push_back(s);
+    for (std::size_t i = 0; i < o.by_target.size(); ++i) target(i).merge(o.by_target[i]);
   }
 };
 

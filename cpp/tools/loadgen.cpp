@@ -1,7 +1,9 @@
 // kasagi-loadgen: R rooms x C clients, each sending U updates per second for T seconds,
 // against a Kasagi server (ws://HOST:PORT/sync) or, with --redis, through Redis pub/sub
-// with the same traffic shape (the baseline for fan-out cost). Prints a human-readable
-// summary, then one JSON line for scripts (bench/fanout.py).
+// with the same traffic shape (the baseline for fan-out cost). With several --port, the
+// members of every room are spread over several instances that share rooms through Redis
+// (bench/relay.py). Prints a human-readable summary, then one JSON line for scripts
+// (bench/fanout.py, bench/relay.py).
 //
 // The run: connect and join every client (a bounded number at a time), start the clock,
 // send through --warmup seconds unmeasured, then --duration seconds measured. Throughput
@@ -16,6 +18,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
+#include <vector>
 #include <unistd.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -39,7 +43,7 @@ using asio::ip::tcp;
 
 struct Options {
   std::string host = "127.0.0.1";
-  std::uint16_t port = 8080;
+  std::vector<std::uint16_t> ports{8080};
   std::size_t rooms = 10;
   std::size_t clients_per_room = 10;
   double rate = 20.0;         // updates per second per client
@@ -48,7 +52,7 @@ struct Options {
   protocol::Format encoding = protocol::Format::msgpack;
   // Client I/O threads: the benchmark machine may have 2 cores, and the server needs them.
   std::size_t threads = 2;
-  int server_pid = 0;         // 0 = do not measure server CPU
+  std::vector<int> server_pids;  // empty = do not measure server CPU
   std::string room_prefix;    // default: "lg<pid>-" so that runs never share a room
   std::string redis;          // HOST:PORT: run the Redis pub/sub baseline instead
   std::size_t connect_concurrency = 64;  // connections being opened at once
@@ -61,7 +65,10 @@ Simulates R rooms x C clients, each sending U updates/s, against a Kasagi server
 (ws://HOST:PORT/sync), or with --redis HOST:PORT the same traffic through Redis pub/sub.
 
   --host HOST               server host (default 127.0.0.1)
-  --port PORT               server port (default 8080)
+  --port PORT               server port (default 8080). Repeat it for instances that
+                            share rooms through Redis: client i of every room connects
+                            to the (i mod n)-th port, so each room has members on each
+                            instance
   --rooms R                 rooms (default 10)
   --clients-per-room C      clients in each room (default 10)
   --rate U                  updates per second per client (default 20; 0 = listen only)
@@ -70,6 +77,7 @@ Simulates R rooms x C clients, each sending U updates/s, against a Kasagi server
   --encoding json|msgpack   wire format (default msgpack)
   --threads N               client I/O threads (default 2)
   --server-pid PID          measure this process's CPU time during the window
+                            (repeatable: server CPU is the sum over them)
   --room-prefix P           room ids / channels are P0, P1, ... (default lg<pid>-)
   --redis HOST:PORT         run the Redis pub/sub baseline against this redis-server
   --connect-concurrency N   connections opened at once (default 64)
@@ -100,6 +108,7 @@ double parse_seconds(std::string_view name, std::string_view text) {
 
 Options parse_options(int argc, char** argv) {
   Options o;
+  bool default_port = true;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "-h" || arg == "--help") {
@@ -117,14 +126,17 @@ Options parse_options(int argc, char** argv) {
     }
     auto count = [&] { return parse_number<std::size_t>(name, value); };
     if (name == "--host") o.host = value;
-    else if (name == "--port") o.port = parse_number<std::uint16_t>(name, value);
+    else if (name == "--port") {
+      if (std::exchange(default_port, false)) o.ports.clear();
+      o.ports.push_back(parse_number<std::uint16_t>(name, value));
+    }
     else if (name == "--rooms") o.rooms = count();
     else if (name == "--clients-per-room") o.clients_per_room = count();
     else if (name == "--rate") o.rate = parse_seconds(name, value);
     else if (name == "--duration") o.duration = parse_seconds(name, value);
     else if (name == "--warmup") o.warmup = parse_seconds(name, value);
     else if (name == "--threads") o.threads = count();
-    else if (name == "--server-pid") o.server_pid = parse_number<int>(name, value);
+    else if (name == "--server-pid") o.server_pids.push_back(parse_number<int>(name, value));
     else if (name == "--room-prefix") o.room_prefix = value;
     else if (name == "--redis") o.redis = value;
     else if (name == "--connect-concurrency") o.connect_concurrency = count();
@@ -146,8 +158,9 @@ Options parse_options(int argc, char** argv) {
   if (!o.redis.empty()) {
     const auto colon = o.redis.rfind(':');
     if (colon == std::string::npos) usage_error("--redis wants HOST:PORT");
+    if (!default_port) usage_error("--redis and --port exclude each other");
     o.host = o.redis.substr(0, colon);
-    o.port = parse_number<std::uint16_t>("--redis", std::string_view(o.redis).substr(colon + 1));
+    o.ports = {parse_number<std::uint16_t>("--redis", std::string_view(o.redis).substr(colon + 1))};
   }
   return o;
 }
@@ -175,8 +188,10 @@ struct RunResult {
   std::size_t joined = 0;
   double connect_seconds = 0;
   ClientStats stats;
-  std::optional<double> server_cpu;  // seconds within the window
+  std::optional<double> server_cpu;  // seconds within the window, summed over --server-pid
+  std::vector<std::optional<double>> server_cpu_each;  // per --server-pid, in their order
   double loadgen_cpu = 0;            // seconds within the window
+  std::optional<double> machine_busy;  // seconds of all CPUs busy within the window
 };
 
 RunResult run(const Options& o, const ClientFactory& make) {
@@ -202,15 +217,31 @@ RunResult run(const Options& o, const ClientFactory& make) {
     window.end = window.begin + secs(o.duration);
     fleet.start(start, window);
 
+    auto server_cpu = [&] {
+      std::vector<std::optional<double>> each;
+      for (const int pid : o.server_pids) each.push_back(process_cpu_seconds(pid));
+      return each;
+    };
     std::this_thread::sleep_until(window.begin);
-    const auto cpu0 = o.server_pid ? process_cpu_seconds(o.server_pid) : std::nullopt;
+    const auto cpu0 = server_cpu();
     const double self0 = self_cpu_seconds();
+    const auto busy0 = machine_busy_seconds();
     std::this_thread::sleep_until(window.end);
-    const auto cpu1 = o.server_pid ? process_cpu_seconds(o.server_pid) : std::nullopt;
+    const auto cpu1 = server_cpu();
     result.loadgen_cpu = self_cpu_seconds() - self0;
-    if (cpu0 && cpu1) result.server_cpu = *cpu1 - *cpu0;
-    else if (o.server_pid)
-      std::cerr << "kasagi-loadgen: cannot read /proc/" << o.server_pid << "/stat\n";
+    const auto busy1 = machine_busy_seconds();
+    if (busy0 && busy1) result.machine_busy = *busy1 - *busy0;
+    double sum = 0;
+    bool all_read = true;  // a sum missing a process would look cheap: none then
+    for (std::size_t i = 0; i < o.server_pids.size(); ++i) {
+      std::optional<double> used;
+      if (cpu0[i] && cpu1[i]) used = *cpu1[i] - *cpu0[i];
+      else std::cerr << "kasagi-loadgen: cannot read /proc/" << o.server_pids[i] << "/stat\n";
+      result.server_cpu_each.push_back(used);
+      sum += used.value_or(0.0);
+      all_read = all_read && used.has_value();
+    }
+    if (!o.server_pids.empty() && all_read) result.server_cpu = sum;
   }
 
   const std::size_t closed = fleet.close_all(std::chrono::seconds(5));
@@ -225,6 +256,12 @@ RunResult run(const Options& o, const ClientFactory& make) {
 // ---------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------
+
+// How many clients connect to the k-th --port: client i of each room goes to port i mod n.
+std::size_t clients_on_port(const Options& o, std::size_t k) {
+  const std::size_t n = o.ports.size();
+  return o.rooms * ((o.clients_per_room + n - 1 - k) / n);
+}
 
 // The numbers a run produced, derived from the raw counts once for both outputs.
 struct Summary {
@@ -268,9 +305,11 @@ void print_summary(const Options& o, bool redis, const RunResult& r, const Summa
   const std::string received = redis ? "messages" : "deltas";
   auto ull = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
 
-  std::printf("kasagi-loadgen: %s %s:%u, %zu rooms x %zu clients, %g updates/s each, "
+  std::string ports;
+  for (const auto p : o.ports) ports += (ports.empty() ? "" : ",") + std::to_string(p);
+  std::printf("kasagi-loadgen: %s %s:%s, %zu rooms x %zu clients, %g updates/s each, "
               "%g s warm-up + %g s measured, %zu threads\n",
-              mode, o.host.c_str(), o.port, o.rooms, o.clients_per_room, o.rate, o.warmup,
+              mode, o.host.c_str(), ports.c_str(), o.rooms, o.clients_per_room, o.rate, o.warmup,
               o.duration, o.threads);
   std::printf("  %-24s %zu/%zu (in %.2f s)\n", "clients joined", r.joined, r.clients,
               r.connect_seconds);
@@ -286,6 +325,13 @@ void print_summary(const Options& o, bool redis, const RunResult& r, const Summa
   std::printf("  %-24s %llu  (disconnects %llu, sends skipped %llu, dropped %llu)\n", "errors",
               ull(s.errors), ull(s.disconnects), ull(s.sends_skipped), ull(s.sends_dropped));
   for (const auto& e : s.error_samples) std::printf("    e.g. %s\n", e.c_str());
+  for (std::size_t k = 0; !redis && k < o.ports.size(); ++k) {
+    const TargetStats t = k < s.by_target.size() ? s.by_target[k] : TargetStats{};
+    std::printf("  %-24s %llu/%zu joined, %.1f deltas received/s, %llu clients got none\n",
+                ("port " + std::to_string(o.ports[k])).c_str(), ull(t.clients_joined),
+                clients_on_port(o, k), static_cast<double>(t.deliveries) / o.duration,
+                ull(t.clients_without_deltas));
+  }
   if (m.cpu_us_per_op) {
     std::printf("  %-24s %.2f s in %g s (%.0f %% of a core)\n", "server CPU", *r.server_cpu,
                 o.duration, *r.server_cpu / o.duration * 100.0);
@@ -294,6 +340,10 @@ void print_summary(const Options& o, bool redis, const RunResult& r, const Summa
   }
   std::printf("  %-24s %.2f s (%.0f %% of a core)\n", "loadgen CPU", r.loadgen_cpu,
               r.loadgen_cpu / o.duration * 100.0);
+  if (r.machine_busy)
+    std::printf("  %-24s %.2f s (%.0f %% of a core; of %u cores)\n", "machine CPU busy",
+                *r.machine_busy, *r.machine_busy / o.duration * 100.0,
+                std::thread::hardware_concurrency());
 }
 
 // One JSON object with every number, printed as the last line for scripts.
@@ -334,6 +384,30 @@ std::string json_line(const Options& o, bool redis, const RunResult& r, const Su
   j["server_cpu_seconds"] = optional(r.server_cpu);
   j["server_cpu_us_per_op"] = optional(m.cpu_us_per_op);
   j["loadgen_cpu_seconds"] = r.loadgen_cpu;
+  j["machine_busy_seconds"] = optional(r.machine_busy);
+  json::array ports, pids, cpu_each;
+  for (const auto p : o.ports) ports.emplace_back(p);
+  for (const int pid : o.server_pids) pids.emplace_back(pid);
+  for (const auto& c : r.server_cpu_each) cpu_each.push_back(optional(c));
+  j["ports"] = std::move(ports);
+  j["server_pids"] = std::move(pids);
+  j["server_cpu_seconds_each"] = std::move(cpu_each);
+  if (!redis) {
+    // Per instance (in --port order), and in all: clients that joined yet got no delta.
+    json::array per_port;
+    std::uint64_t silent = 0;
+    for (std::size_t k = 0; k < o.ports.size(); ++k) {
+      const TargetStats t = k < s.by_target.size() ? s.by_target[k] : TargetStats{};
+      per_port.push_back(json::object{{"port", o.ports[k]},
+                                      {"clients", clients_on_port(o, k)},
+                                      {"clients_joined", t.clients_joined},
+                                      {"deliveries", t.deliveries},
+                                      {"clients_without_deltas", t.clients_without_deltas}});
+      silent += t.clients_without_deltas;
+    }
+    j["per_port"] = std::move(per_port);
+    j["clients_without_deltas"] = silent;
+  }
   return json::serialize(j);
 }
 
@@ -346,7 +420,7 @@ int main_impl(int argc, char** argv) {
     std::cerr << "kasagi-loadgen: warning: open file limit " << files << " < " << needed
               << " needed\n";
 
-  const auto endpoint = resolve(o.host, o.port);
+  const auto endpoint = resolve(o.host, o.ports.front());
   if (!endpoint) return 1;
 
   RunResult result;
@@ -357,10 +431,15 @@ int main_impl(int argc, char** argv) {
       return make_redis_client(shard, target, room, index);
     });
   } else {
-    const std::string host = o.host + ":" + std::to_string(o.port);
-    WsTarget target{*endpoint, host, o.encoding, o.rate, o.room_prefix};
+    std::vector<WsTarget> targets;  // one per --port, same host
+    for (std::size_t k = 0; k < o.ports.size(); ++k) {
+      const tcp::endpoint ep(endpoint->address(), o.ports[k]);
+      const std::string host = o.host + ":" + std::to_string(o.ports[k]);
+      targets.push_back(WsTarget{ep, host, o.encoding, o.rate, o.room_prefix, k});
+    }
     result = run(o, [&](Shard& shard, std::size_t room, std::size_t index) {
-      return make_ws_client(shard, target, room, index);
+      const std::size_t i = index % o.clients_per_room;  // the client's place in its room
+      return make_ws_client(shard, targets[i % targets.size()], room, index);
     });
   }
   const Summary summary = summarize(o, result);

@@ -33,6 +33,19 @@ double self_cpu_seconds() {
   return secs(u.ru_utime) + secs(u.ru_stime);
 }
 
+std::optional<double> machine_busy_seconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  // cpu  user nice system idle iowait irq softirq steal (then guest time, already in user)
+  unsigned long long f[8] = {};
+  if (!(in >> cpu) || cpu != "cpu") return std::nullopt;
+  for (auto& v : f)
+    if (!(in >> v)) return std::nullopt;
+  const unsigned long long busy = f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
+  const long ticks = sysconf(_SC_CLK_TCK);
+  return static_cast<double>(busy) / static_cast<double>(ticks > 0 ? ticks : 100);
+}
+
 unsigned long raise_open_file_limit() {
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;

@@ -47,6 +47,10 @@ class WsClient final : public FleetClient, public std::enable_shared_from_this<W
 
   void close() override {
     timer_.cancel();
+    if (!player_id_.empty() && window_deliveries_ == 0 && !counted_silent_) {
+      counted_silent_ = true;
+      ++shard_.stats().target(target_.slot).clients_without_deltas;
+    }
     switch (state_) {
       case State::idle:
       case State::dead:
@@ -166,12 +170,15 @@ class WsClient final : public FleetClient, public std::enable_shared_from_this<W
     }
     player_id_ = std::string(id->get_string());
     state_ = State::joined;
+    ++shard_.stats().target(target_.slot).clients_joined;
     report_opened(true);
   }
 
   void on_delta(const protocol::Message& m, std::size_t size, Clock::time_point now) {
     ClientStats& stats = shard_.stats();
     ++stats.deliveries;
+    ++stats.target(target_.slot).deliveries;
+    ++window_deliveries_;
     stats.delivery_bytes += size;
     const boost::json::value* players = m.payload ? m.payload->if_contains("players") : nullptr;
     if (!players || !players->is_object()) return;
@@ -302,10 +309,12 @@ class WsClient final : public FleetClient, public std::enable_shared_from_this<W
   std::deque<std::string> out_;
   std::string player_id_;
   std::int64_t x_ = 0;
+  std::uint64_t window_deliveries_ = 0;
   State state_ = State::idle;
   bool writing_ = false;
   bool open_reported_ = false;
   bool close_reported_ = false;
+  bool counted_silent_ = false;
 };
 
 }  // namespace

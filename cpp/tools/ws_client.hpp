@@ -18,6 +18,7 @@ struct WsTarget {
   protocol::Format format = protocol::Format::msgpack;
   double rate = 20.0;             // updates per second per client; 0 = listen only
   std::string room_prefix;        // room r is <room_prefix><r>
+  std::size_t slot = 0;           // which server instance: its index in the --port list
 };
 
 // `target` must outlive the client.
