@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--instances", type=int, default=2, help="instances in the relay run")
     p.add_argument("--server-threads", type=int, default=0,
                    help="I/O threads of each instance (0: one per core)")
+    p.add_argument("--relay-server-threads", type=int,
+                   help="I/O threads of each instance of (b) (default: --server-threads); "
+                        "e.g. 2 for (a) and 1 for (b) give both the same threads in all")
     p.add_argument("--encoding", choices=("msgpack", "json"), default="msgpack")
     p.add_argument("--threads", type=int, default=2, help="loadgen I/O threads")
     p.add_argument("--ramp", metavar="RATES",
@@ -100,7 +103,7 @@ def redis_running(a: argparse.Namespace) -> Iterator[tuple[int, int]]:
 
 
 @contextlib.contextmanager
-def instances_running(a: argparse.Namespace, count: int, redis_port: int
+def instances_running(a: argparse.Namespace, count: int, redis_port: int, threads: int
                       ) -> Iterator[list[tuple[int, int]]]:
     """`count` ``kasagi serve`` instances sharing the Redis: yields [(port, pid), ...]."""
     with contextlib.ExitStack() as stack:
@@ -109,7 +112,7 @@ def instances_running(a: argparse.Namespace, count: int, redis_port: int
             port = free_port()
             proc = start([sys.executable, "-m", "kasagi", "serve", "--host", "127.0.0.1",
                           "--port", str(port), "--redis", f"redis://127.0.0.1:{redis_port}/0",
-                          "--tick-rate", str(a.tick_rate), "--threads", str(a.server_threads),
+                          "--tick-rate", str(a.tick_rate), "--threads", str(threads),
                           "--log-level", "warning",
                           # Every simulated client comes from 127.0.0.1: no per-address limits.
                           "--max-connections-per-ip", "0", "--join-rate-per-ip", "0",
@@ -198,6 +201,11 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 
 
+def relay_threads(a: argparse.Namespace) -> int:
+    """The I/O threads of each instance of (b)."""
+    return a.server_threads if a.relay_server_threads is None else a.relay_server_threads
+
+
 def cpu_split(r: dict[str, Any]) -> tuple[float | None, float | None]:
     """(CPU seconds of the Kasagi instances, of redis-server) within the window."""
     each = r.get("server_cpu_seconds_each") or []
@@ -252,7 +260,9 @@ def report(a: argparse.Namespace, rounds: list[tuple[dict[str, Any], dict[str, A
     one, many = combine([r[0] for r in rounds]), combine([r[1] for r in rounds])
     print(f"\nrelay: {a.rooms} rooms x {a.clients_per_room} clients, {a.rate:g} updates/s each, "
           f"{len(rounds)} rounds of {a.duration:g} s measured (+{a.warmup:g} s warm-up) per "
-          f"configuration, tick {a.tick_rate:g} Hz, {a.encoding}, one redis-server")
+          f"configuration, tick {a.tick_rate:g} Hz, {a.encoding}, one redis-server; I/O threads "
+          f"per instance {a.server_threads or 'one per core'} in (a), "
+          f"{relay_threads(a) or 'one per core'} in (b)")
     # The relay's cost: per round, N instances minus 1 instance (run back to back, so the
     # machine's state is alike), then the median over the rounds.
     added = {q: statistics.median(m["latency_ms"][q] - o["latency_ms"][q] for o, m in rounds)
@@ -375,12 +385,12 @@ def main(argv: list[str] | None = None) -> int:
                 ramp = []
                 for rate in (float(r) for r in a.ramp.split(",")):
                     # A fresh instance each time: an overloaded step leaves a backlog behind.
-                    with instances_running(a, 1, redis_port) as one:
+                    with instances_running(a, 1, redis_port, a.server_threads) as one:
                         ramp.append((rate, measure(a, loadgen, redis_pid, one, rate)))
                 report_ramp(a, ramp)
                 return 0
-            with instances_running(a, 1, redis_port) as one, \
-                    instances_running(a, a.instances, redis_port) as many:
+            with instances_running(a, 1, redis_port, a.server_threads) as one, \
+                    instances_running(a, a.instances, redis_port, relay_threads(a)) as many:
                 rounds = run_rounds(a, loadgen, redis_pid, one, many)
     except KeyboardInterrupt:
         print("relay: interrupted", file=sys.stderr)
