@@ -184,6 +184,12 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out["updates_sent_per_s"] = out["updates_sent"] / out["duration"]
     out["deliveries_per_s"] = out["deliveries"] / out["duration"]
     out["clients_joined"] = min(r["clients_joined"] for r in rounds)
+    out["per_port"] = [
+        {"port": ports[0]["port"], "clients": ports[0]["clients"],
+         "clients_joined": min(p["clients_joined"] for p in ports),
+         "deliveries": sum(p["deliveries"] for p in ports),
+         "clients_without_deltas": sum(p["clients_without_deltas"] for p in ports)}
+        for ports in zip(*(r["per_port"] for r in rounds))]
     for key in ("latency_ms", "send_lag_ms"):
         out[key] = {q: statistics.median(r[key][q] for r in rounds) for q in rounds[0][key]}
     out["latency_ms"]["samples"] = sum(r["latency_ms"]["samples"] for r in rounds)
