@@ -82,10 +82,14 @@ def test_commands_wait_for_the_first_connection(redis_broker: Make, redis_factor
     port = free_port()
     broker = redis_broker(f"redis://127.0.0.1:{port}")
     # Redis starts a moment after the broker: a claim made meanwhile waits for it.
-    threading.Timer(0.5, redis_factory, kwargs={"port": port}).start()
+    starter = threading.Timer(0.5, redis_factory, kwargs={"port": port})
+    starter.start()
     start = time.monotonic()
     assert broker.claim(room, "A", 10_000) == ("ok", "A")
     assert time.monotonic() - start < 4
+    # The broker may connect before redis_factory has seen the server answer: wait for it,
+    # so that the server is in the fixture's list when the teardown kills them.
+    starter.join()
 
 
 @pytest.mark.slow
