@@ -27,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from collections.abc import Sequence
 from typing import IO, Any
 
 START_TIMEOUT = 20.0  # seconds for a server to answer /healthz or PING
@@ -152,7 +153,8 @@ def shape_args(a: argparse.Namespace) -> list[str]:
             "--threads", str(a.threads)]
 
 
-def measure_kasagi(a: argparse.Namespace, loadgen: Path) -> dict[str, Any]:
+def measure_kasagi(a: argparse.Namespace, loadgen: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One ``kasagi serve`` (with ``extra`` options) under the loadgen's traffic."""
     port = free_port()
     server = None
     try:
@@ -160,7 +162,7 @@ def measure_kasagi(a: argparse.Namespace, loadgen: Path) -> dict[str, Any]:
                         "--port", str(port), "--tick-rate", str(a.tick_rate),
                         "--log-level", "warning",
                         # Every simulated client comes from 127.0.0.1: no per-address limits.
-                        "--max-connections-per-ip", "0", "--join-rate-per-ip", "0"])
+                        "--max-connections-per-ip", "0", "--join-rate-per-ip", "0", *extra])
         wait_until(lambda: healthz_ok(port), server, "kasagi server")
         return run_loadgen(loadgen, ["--port", str(port), "--encoding", a.encoding,
                                      "--server-pid", str(server.pid), *shape_args(a)], a.verbose)

@@ -28,20 +28,8 @@ RUNS = (("no hooks", None), ("rules only", "Rules"), ("on_update hook", "Trivial
 
 
 def measure(a: Any, loadgen: Path, app: str | None, hook_threads: int) -> dict[str, Any]:
-    port = fanout.free_port()
-    server = None
     extra = ["--app", f"{APP}:{app}", "--hook-threads", str(hook_threads)] if app else []
-    try:
-        server = fanout.start([sys.executable, "-m", "kasagi", "serve", "--host", "127.0.0.1",
-                               "--port", str(port), "--tick-rate", str(a.tick_rate),
-                               "--log-level", "warning", "--max-connections-per-ip", "0",
-                               "--join-rate-per-ip", "0", *extra])
-        fanout.wait_until(lambda: fanout.healthz_ok(port), server, "kasagi server")
-        return fanout.run_loadgen(loadgen, ["--port", str(port), "--encoding", a.encoding,
-                                            "--server-pid", str(server.pid),
-                                            *fanout.shape_args(a)], a.verbose)
-    finally:
-        fanout.stop(server)
+    return fanout.measure_kasagi(a, loadgen, extra)
 
 
 def report(a: Any, results: list[tuple[str, dict[str, Any]]]) -> None:

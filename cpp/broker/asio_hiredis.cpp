@@ -155,14 +155,6 @@ void RedisConnection::command(const std::vector<std::string_view>& args, OnReply
   arm_watchdog();
 }
 
-void RedisConnection::subscribe(std::string_view channel) {
-  send({"SUBSCRIBE", channel}, &RedisConnection::on_push, this);
-}
-
-void RedisConnection::unsubscribe(std::string_view channel) {
-  send({"UNSUBSCRIBE", channel}, &RedisConnection::on_push, this);
-}
-
 void RedisConnection::replied() {
   if (in_flight_.empty()) return;
   in_flight_.pop_front();
@@ -199,11 +191,6 @@ void RedisConnection::on_reply(redisAsyncContext* ac, void* reply, void* privdat
   if (self->dropping_) return;
   if (reply != nullptr) self->replied();
   p->done(static_cast<const redisReply*>(reply));
-}
-
-void RedisConnection::on_push(redisAsyncContext*, void* reply, void* privdata) {
-  auto* self = static_cast<RedisConnection*>(privdata);
-  if (reply != nullptr && self->handlers_.push) self->handlers_.push(static_cast<redisReply*>(reply));
 }
 
 }  // namespace kasagi::broker

@@ -50,9 +50,6 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
   // Sends a command. `done` runs once, never inline (nullptr reply if the connection is gone).
   void command(const std::vector<std::string_view>& args, OnReply done,
                Clock::duration extra = {});
-  // (UN)SUBSCRIBE one channel; the confirmations and messages go to Handlers::push.
-  void subscribe(std::string_view channel);
-  void unsubscribe(std::string_view channel);
 
   // Closes the connection: pending commands get nullptr, `lost` is not called.
   void close();
@@ -82,7 +79,6 @@ class RedisConnection : public std::enable_shared_from_this<RedisConnection> {
 
   static void on_connect(const redisAsyncContext* ac, int status);
   static void on_reply(redisAsyncContext* ac, void* reply, void* privdata);
-  static void on_push(redisAsyncContext* ac, void* reply, void* privdata);
 
   boost::asio::io_context& io_;
   boost::asio::posix::stream_descriptor socket_;

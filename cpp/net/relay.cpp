@@ -208,8 +208,7 @@ void Relay::retry_joins(room::Clock::time_point now) {
   }
 }
 
-void Relay::heartbeat(room::Clock::time_point now) {
-  retry_joins(now);
+void Relay::heartbeat() {
   ChannelMessage out;
   out.kind = ChannelKind::heartbeat;
   out.from = self_;

@@ -50,15 +50,14 @@ class Relay final : public room::Inbox {
   void on_channel(const broker::ChannelMessage& msg);
   // Messages may have been lost: every member joins again.
   void rejoin_all();
-  // Tells the authority which members are still here (it detaches the rest), and sends
-  // again the joins it has not answered for a while (the channel loses messages while a
-  // subscription is being set up or re-established).
-  void heartbeat(room::Clock::time_point now);
+  // Tells the authority which members are still here (it detaches the rest).
+  void heartbeat();
 
   bool empty() const { return by_conn_.empty(); }
   // When an unanswered join is next due to be sent again (nullopt: none is waiting).
   std::optional<room::Clock::time_point> next_retry() const;
-  // Sends again the joins unanswered for kJoinRetry.
+  // Sends again the joins unanswered for kJoinRetry (the channel loses messages while a
+  // subscription is being set up or re-established); the room's timer calls it.
   void retry_joins(room::Clock::time_point now);
   // Hands every member over (this instance becomes the authority) and forgets them.
   std::vector<Handover> take_members();

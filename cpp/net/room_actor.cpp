@@ -220,7 +220,7 @@ void RoomActor::lease_tick() {
   if (role_ == Role::gone) return;
   const auto now = Clock::now();
   claim();
-  if (role_ == Role::relay) relay_->heartbeat(now);
+  if (role_ == Role::relay) relay_->heartbeat();
   if (role_ == Role::authority) {
     expire_silent_relays(now);
     if (room_->version() > snapshot_version_ &&

@@ -548,9 +548,7 @@ std::string Room::write(const state::Path& path, const state::Value& value, bool
   std::vector<state::Path> leaves;
   state::patch_leaf_paths(path, value, leaves);
   for (const auto& leaf : leaves) {
-    if (leaf.size() > settings_.max_state_depth) {
-      return "document nesting deeper than " + std::to_string(settings_.max_state_depth);
-    }
+    if (auto error = structure_error(leaf)) return error->second;  // depth: entries are past
   }
   bool changed_doc = false;
   if (merge || !value.is_object()) {

@@ -265,7 +265,7 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     host = f"[{config.host}]" if ":" in config.host else config.host
     log.info(
         "kasagi listening on %s://%s:%d/sync (version %s, threads=%s, tick_rate=%g Hz)",
-        "wss" if config.tls_cert else "ws",
+        "wss" if server.tls else "ws",
         host,
         server.port,
         _version(),

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +83,8 @@ class Bystander:
 class Target:
     """A ``kasagi serve`` under attack, with its bystander."""
 
-    serve: Any  # tests/conftest.py's ServeProcess
+    serve: Any  # a kasagi.testing.KasagiInstance
     bystander: Bystander
-    outcomes: list[Any] = field(default_factory=list)
 
     @property
     def port(self) -> int:

@@ -30,11 +30,7 @@ __all__ = ["DEFAULT_DIR", "KINDS", "CommandError", "clean", "down", "failover_te
 DEFAULT_DIR = Path(".kasagi-redis")
 
 #: The topologies ``kasagi redis`` can start, by name.
-KINDS: dict[str, type[Topology]] = {
-    "standalone": RedisServer,
-    "sentinel": SentinelGroup,
-    "cluster": RedisCluster,
-}
+KINDS: dict[str, type[Topology]] = Topology._kinds  # every Topology subclass, by its kind
 
 
 class CommandError(Exception):
