@@ -62,6 +62,7 @@ BrokerOptions options_from(const py::kwargs& kwargs) {
     else if (name == "command_timeout") o.command_timeout = milliseconds(value);
     else if (name == "probe_interval") o.probe_interval = milliseconds(value);
     else if (name == "probe_timeout") o.probe_timeout = milliseconds(value);
+    else if (name == "replay_timeout") o.replay_timeout = milliseconds(value);
     else throw py::type_error("unknown broker option '" + name + "'");
   }
   return o;

@@ -239,17 +239,18 @@ void bind_hooks(py::module_& m) {
         return h.get().kick(player, msg);
       });
 
-  // add_room_type(server, name, patterns, rules, factory): rules are (pattern, types, min,
-  // max) tuples; factory(room_id, handle) returns the room's dispatcher, or is None when the
-  // type has no hooks.
+  // add_room_type(server, name, patterns, rules, factory, tick_rate): rules are (pattern,
+  // types, min, max) tuples; factory(room_id, handle) returns the room's dispatcher, or is
+  // None when the type has no hooks; tick_rate: on_tick calls per second (0: the server's).
   m.def("add_room_type",
         [](server::Server& s, const std::string& name, const std::vector<std::string>& patterns,
            const std::vector<std::tuple<std::string, std::vector<std::string>,
                                         std::optional<double>, std::optional<double>>>& rules,
-           py::object factory) {
+           py::object factory, double tick_rate) {
           room::RoomType type;
           type.name = name;
           type.patterns = patterns;
+          type.tick_rate = tick_rate;
           for (const auto& [pattern, types, min, max] : rules) {
             std::string error;
             if (!type.rules.add(pattern, types, min, max, error)) throw py::value_error(error);
@@ -272,7 +273,7 @@ void bind_hooks(py::module_& m) {
           s.add_room_type(std::move(type));
         },
         py::arg("server"), py::arg("name"), py::arg("patterns"), py::arg("rules"),
-        py::arg("factory"));
+        py::arg("factory"), py::arg("tick_rate") = 0.0);
 }
 
 }  // namespace kasagi::bindings

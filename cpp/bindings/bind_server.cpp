@@ -36,6 +36,8 @@ void bind_server(py::module_& m) {
       .def_readwrite("port", &ServerConfig::port)
       .def_readwrite("threads", &ServerConfig::threads)
       .def_readwrite("static_dir", &ServerConfig::static_dir)
+      .def_readwrite("trace_file", &ServerConfig::trace_file)
+      .def_readwrite("trace_rooms", &ServerConfig::trace_rooms)
       .def_readwrite("jwt_secret", &ServerConfig::jwt_secret)
       .def_readwrite("jwt_public_key", &ServerConfig::jwt_public_key)
       .def_readwrite("allowed_origins", &ServerConfig::allowed_origins)
@@ -84,6 +86,7 @@ void bind_server(py::module_& m) {
       .def_readwrite("snapshot_interval", &ServerConfig::snapshot_interval)
       .def_readwrite("ops_max_len", &ServerConfig::ops_max_len)
       .def_readwrite("wait_timeout", &ServerConfig::wait_timeout)
+      .def_readwrite("redis_replay_timeout", &ServerConfig::redis_replay_timeout)
       .def_readwrite("drain_timeout", &ServerConfig::drain_timeout)
       .def_readwrite("log_level", &ServerConfig::log_level);
 

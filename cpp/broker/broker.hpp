@@ -79,9 +79,12 @@ struct BrokerOptions {
   // this late (a subscription can silently stop delivering after a failover).
   std::chrono::milliseconds probe_interval{1000};
   std::chrono::milliseconds probe_timeout{3000};
-  // Redis only, set by ClusterBroker: called (on the broker's thread) when a command got
-  // MOVED, ASK, TRYAGAIN or CLUSTERDOWN: the slot map changed.
-  std::function<void()> on_redirect;
+  // Redis only: a command cut off by a lost connection is sent again on the next one if
+  // that comes within this time of the loss (and the command is safe to run twice), and
+  // commands issued meanwhile wait for it too: long enough to ride out a quick Sentinel or
+  // Cluster failover (down-after 1 s plus the election), short enough that a room does not
+  // hold its ACKs for long before repairing its log. 0: they complete unavailable at once.
+  std::chrono::milliseconds replay_timeout{5000};
 };
 
 class Broker {

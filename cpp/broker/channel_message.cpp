@@ -38,10 +38,10 @@ bool as_bytes(const msgpack::object& o, std::string& out) {
 
 std::string encode(const ChannelMessage& m) {
   std::string out;
-  out.reserve(32 + m.frame.size() + m.from.size() + m.to.size());
+  out.reserve(32 + m.frame.size() + m.from.size() + m.to.size() + m.claims.size());
   StringStream stream{out};
   msgpack::packer<StringStream> pk(stream);
-  pk.pack_array(7);
+  pk.pack_array(8);
   pk.pack_uint8(static_cast<std::uint8_t>(m.kind));
   pack_str(pk, m.from);
   pack_str(pk, m.to);
@@ -51,6 +51,8 @@ std::string encode(const ChannelMessage& m) {
   pk.pack_bin_body(m.frame.data(), static_cast<std::uint32_t>(m.frame.size()));
   pk.pack_array(static_cast<std::uint32_t>(m.conns.size()));
   for (auto c : m.conns) pk.pack_uint64(c);
+  pk.pack_bin(static_cast<std::uint32_t>(m.claims.size()));
+  pk.pack_bin_body(m.claims.data(), static_cast<std::uint32_t>(m.claims.size()));
   return out;
 }
 
@@ -66,7 +68,9 @@ std::optional<ChannelMessage> decode_channel_message(std::string_view bytes) {
     return std::nullopt;
   }
   const auto& root = handle.get();
-  if (root.type != msgpack::type::ARRAY || root.via.array.size != 7) return std::nullopt;
+  if (root.type != msgpack::type::ARRAY || root.via.array.size < 7 || root.via.array.size > 8) {
+    return std::nullopt;
+  }
   const auto* f = root.via.array.ptr;
   ChannelMessage m;
   std::uint64_t kind = 0, op = 0;
@@ -83,6 +87,7 @@ std::optional<ChannelMessage> decode_channel_message(std::string_view bytes) {
     if (!as_uint(f[6].via.array.ptr[i], c)) return std::nullopt;
     m.conns.push_back(c);
   }
+  if (root.via.array.size == 8 && !as_bytes(f[7], m.claims)) return std::nullopt;
   return m;
 }
 

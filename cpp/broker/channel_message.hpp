@@ -3,9 +3,13 @@
 // (relays) publish their members' inputs. One channel, one publisher per direction, so
 // everything a relay receives from the authority arrives in the order it was produced.
 //
-// Wire form: a MessagePack array [kind, from, conn, op, frame, conns]. `frame` is a client
-// protocol message in MessagePack (kasagi.v1.msgpack), so a relay forwards it to its
-// MessagePack clients without re-encoding.
+// Wire form: a MessagePack array [kind, from, to, conn, op, frame, conns, claims]. `frame`
+// is a client protocol message in MessagePack (kasagi.v1.msgpack), so a relay forwards it to
+// its MessagePack clients without re-encoding. `claims` (a join's) may be absent: the array
+// of the first version had 7 elements.
+//
+// Trust: instances sharing a Redis trust each other. A relay has verified its member's token;
+// the authority takes the claims it forwards as verified (player id, hooks' claims).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -35,6 +39,8 @@ struct ChannelMessage {
   InputOp op = InputOp::join;
   std::string frame;       // MessagePack protocol message ("" for detach, removed, ...)
   std::vector<std::uint64_t> conns;  // heartbeat
+  std::string claims;      // input join: the member's verified claims, a MessagePack map
+                           // ("" = anonymous)
 };
 
 std::string encode(const ChannelMessage& m);

@@ -2,7 +2,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <future>
+#include <set>
 #include <stdexcept>
 #include <boost/asio/post.hpp>
 #include "telemetry/log.hpp"
@@ -14,6 +16,14 @@ namespace {
 // slot map (a server starting alongside the Cluster), at most this many.
 constexpr auto kFirstMapWait = std::chrono::milliseconds(5000);
 constexpr std::size_t kQueueLimit = 10000;
+// MOVED/ASK hops per command: one is normal, two happen when a slot moves twice in a row;
+// more means nodes that disagree, and the map is refreshed instead.
+constexpr int kMaxRedirects = 5;
+// TRYAGAIN answers retried per command, the first after kFirstRetry, each wait doubling to
+// kLastRetry: about 1.5 s in all, the time a reshard takes to move one slot's keys.
+constexpr int kMaxRetries = 10;
+constexpr auto kFirstRetry = std::chrono::milliseconds(20);
+constexpr auto kLastRetry = std::chrono::milliseconds(200);
 
 std::string name_of(const HostPort& n) { return n.host + ":" + std::to_string(n.port); }
 
@@ -24,6 +34,12 @@ std::vector<HostPort> checked(std::vector<HostPort> seeds) {
 
 }  // namespace
 
+// One refresh: CLUSTER SLOTS asked of every candidate at once; the first good answer wins.
+struct ClusterBroker::Question {
+  std::size_t pending = 0;  // candidates that have not answered or failed yet
+  bool answered = false;
+};
+
 ClusterBroker::ClusterBroker(std::vector<HostPort> seeds, std::string password,
                              BrokerOptions options, metrics::Metrics& metrics)
     : seeds_(checked(std::move(seeds))),
@@ -33,12 +49,6 @@ ClusterBroker::ClusterBroker(std::vector<HostPort> seeds, std::string password,
       guard_(io_.get_executor()),
       queue_until_(Clock::now() + kFirstMapWait),
       thread_([this] { io_.run(); }) {
-  // Called on the masters' brokers' threads when a command was redirected.
-  options_.on_redirect = [this] {
-    boost::asio::post(io_, [this] {
-      if (!stopped_) refresh();
-    });
-  };
   boost::asio::post(io_, [this] {
     refresh();
     schedule_refresh();
@@ -70,14 +80,33 @@ void ClusterBroker::route(const std::string& room, Routed op) {
 // The broker of the master that serves the room's slot (made on first use), or nullptr.
 RedisBroker* ClusterBroker::broker_of(const std::string& room) {
   const HostPort* master = map_->master(key_slot(room_key(options_.key_prefix, room, "owner")));
-  if (master == nullptr) return nullptr;
-  auto& broker = nodes_[name_of(*master)];
+  return master != nullptr ? broker_at(*master) : nullptr;
+}
+
+// The broker of the node at `node`, made on first use (a master, or an importing node
+// named by ASK) and kept.
+RedisBroker* ClusterBroker::broker_at(const HostPort& node) {
+  auto& broker = nodes_[name_of(node)];
   if (!broker) {
     RedisUrl url;
-    url.host = master->host;
-    url.port = master->port;
+    url.host = node.host;
+    url.port = node.port;
     url.password = password_;
-    broker = std::make_unique<RedisBroker>(std::move(url), options_, metrics_, true);
+    // Called on that broker's thread.
+    ClusterLink link{
+        .refresh =
+            [this] {
+              boost::asio::post(io_, [this] {
+                if (!stopped_) refresh();
+              });
+            },
+        .redirected =
+            [this](Call call, Redirection r) {
+              boost::asio::post(io_, [this, call = std::move(call), r = std::move(r)]() mutable {
+                follow(std::move(call), std::move(r));
+              });
+            }};
+    broker = std::make_unique<RedisBroker>(std::move(url), options_, metrics_, std::move(link));
   }
   return broker.get();
 }
@@ -125,6 +154,73 @@ void ClusterBroker::publish(const std::string& room, std::string message) {
   route(room, [room, message = std::move(message)](RedisBroker* b) mutable {
     if (b != nullptr) b->publish(room, std::move(message));
   });
+}
+
+// ---------------------------------------------------------------------------------------
+// Redirections
+
+// A command answered MOVED, ASK or TRYAGAIN by the node it was sent to.
+void ClusterBroker::follow(Call call, Redirection r) {
+  if (stopped_) return;
+  metrics_.redis_redirects.fetch_add(1, std::memory_order_relaxed);
+  switch (r.kind) {
+    case Redirection::Kind::moved:
+      if (++call->redirects > kMaxRedirects) return give_up(call, "MOVED");
+      // The slot is served there now; other slots may have moved with it.
+      if (map_) {
+        map_->moved(r.slot, r.node);
+        reroute();
+      }
+      refresh();
+      return broker_at(r.node)->resend(std::move(call));
+    case Redirection::Kind::ask:
+      if (++call->redirects > kMaxRedirects) return give_up(call, "ASK");
+      call->asking = true;  // this command only: the slot is still the migrating node's
+      return broker_at(r.node)->resend(std::move(call));
+    case Redirection::Kind::tryagain:
+      if (++call->retries > kMaxRetries) return give_up(call, "TRYAGAIN");
+      return retry_later(std::move(call));
+  }
+}
+
+// Sends `call` again after a wait that doubles with each TRYAGAIN, routed by the map then.
+void ClusterBroker::retry_later(Call call) {
+  auto wait = kFirstRetry * (1 << std::min(call->retries - 1, 8));
+  wait = std::min<std::chrono::milliseconds>(wait, kLastRetry);
+  const auto due = Clock::now() + wait;
+  const bool earliest = retries_.empty() || due < retries_.begin()->first;
+  retries_.emplace(due, std::move(call));
+  if (!earliest) return;
+  retry_timer_.expires_at(due);
+  retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopped_) run_retries();
+  });
+}
+
+void ClusterBroker::run_retries() {
+  const auto now = Clock::now();
+  while (!retries_.empty() && retries_.begin()->first <= now) {
+    Call call = std::move(retries_.begin()->second);
+    retries_.erase(retries_.begin());
+    RedisBroker* b = map_ ? broker_of(call->room) : nullptr;
+    if (b == nullptr) {
+      call->complete(nullptr);
+    } else {
+      b->resend(std::move(call));
+    }
+  }
+  if (retries_.empty()) return;
+  retry_timer_.expires_at(retries_.begin()->first);
+  retry_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopped_) run_retries();
+  });
+}
+
+void ClusterBroker::give_up(const Call& call, const char* why) {
+  log::warning("redis cluster: a command of room " + call->room + " got " + why +
+               " too many times; it fails, and the slot map is read again");
+  call->complete(nullptr);
+  refresh();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -178,6 +274,24 @@ void ClusterBroker::move_subscription(const std::string& room, Room& r, bool gap
   }
 }
 
+// Brings every room's subscription in line with the map: a room whose master changed
+// moves; a room on the same master as before is subscribed there again if the server had
+// dropped it (its slot left and came back between two maps).
+void ClusterBroker::reroute() {
+  std::set<std::string> unchanged;
+  for (auto& [room, r] : rooms_) {
+    const HostPort* master =
+        map_->master(key_slot(room_key(options_.key_prefix, room, "owner")));
+    const std::string target = master != nullptr ? name_of(*master) : "";
+    if (target != r.node) {
+      move_subscription(room, r, !r.node.empty());
+    } else if (!target.empty()) {
+      unchanged.insert(target);
+    }
+  }
+  for (const auto& name : unchanged) nodes_[name]->check_subscriptions();
+}
+
 // ---------------------------------------------------------------------------------------
 // The slot map
 
@@ -190,69 +304,112 @@ void ClusterBroker::schedule_refresh() {
   });
 }
 
-// The nodes to ask: the known masters first (they are most likely up), then the seeds.
+// The nodes to ask: the known masters and the seeds, each once.
 std::vector<HostPort> ClusterBroker::candidates() const {
   std::vector<HostPort> out = map_ ? map_->masters() : std::vector<HostPort>{};
-  out.insert(out.end(), seeds_.begin(), seeds_.end());
+  for (const auto& seed : seeds_) {
+    if (std::none_of(out.begin(), out.end(), [&](const HostPort& n) {
+          return n.host == seed.host && n.port == seed.port;
+        })) {
+      out.push_back(seed);
+    }
+  }
   return out;
 }
 
+// Asks every candidate at once; one question at a time (a trigger during one asks again
+// once it is answered).
 void ClusterBroker::refresh() {
-  if (refreshing_) {
-    refresh_again_ = true;  // a redirection during a question: ask once more after it
+  if (question_) {
+    refresh_again_ = true;
     return;
   }
-  refreshing_ = true;
-  ask(0);
+  const auto nodes = candidates();
+  question_ = std::make_shared<Question>();
+  question_->pending = nodes.size();
+  // Connections to nodes that are no longer candidates are closed.
+  for (auto it = asked_.begin(); it != asked_.end();) {
+    const bool wanted = std::any_of(nodes.begin(), nodes.end(),
+                                    [&](const HostPort& n) { return name_of(n) == it->first; });
+    if (!wanted && it->second.conn) it->second.conn->close();
+    it = wanted ? std::next(it) : asked_.erase(it);
+  }
+  const auto q = question_;
+  for (const auto& node : nodes) ask(q, node);
 }
 
-// Asks one node for CLUSTER SLOTS; on failure the next one, until every one was tried.
-void ClusterBroker::ask(std::size_t attempt) {
-  const auto nodes = candidates();
-  if (attempt >= nodes.size()) {
-    refreshing_ = refresh_again_ = false;
-    const std::string why = "no node answered CLUSTER SLOTS";
-    if (why != last_failure_) log::warning("redis cluster: " + why + "; retrying");
-    last_failure_ = why;
-    return;  // the periodic refresh tries again
-  }
-  const HostPort node = nodes[(next_candidate_ + attempt) % nodes.size()];
-  auto next = [this, attempt] {
-    ++next_candidate_;
-    ask(attempt + 1);
-  };
+void ClusterBroker::ask(const std::shared_ptr<Question>& q, const HostPort& node) {
+  Asked& asked = asked_[name_of(node)];
+  if (asked.endpoint) return ask_on(q, node, asked);
   resolver_.async_resolve(
       node.host, std::to_string(node.port),
-      [this, node, next](const boost::system::error_code& ec,
-                         const boost::asio::ip::tcp::resolver::results_type& results) {
+      [this, q, node](const boost::system::error_code& ec,
+                      const boost::asio::ip::tcp::resolver::results_type& results) {
         if (stopped_) return;
-        if (ec || results.empty()) return next();
-        auto conn = RedisConnection::open(io_, results.begin()->endpoint(),
-                                          options_.command_timeout, {});
-        asking_ = conn;
-        if (!password_.empty()) conn->command({"AUTH", password_}, [](const redisReply*) {});
-        conn->command({"CLUSTER", "SLOTS"}, [this, node, next, conn](const redisReply* r) {
-          conn->close();
-          if (stopped_) return;
-          auto map = r != nullptr ? SlotMap::parse(*r, node) : std::nullopt;
-          if (!map || map->masters().empty()) return next();
-          refreshing_ = false;
-          last_failure_.clear();
-          apply(std::move(*map));
-          if (std::exchange(refresh_again_, false)) refresh();
-        });
+        if (ec || results.empty()) return no_answer(q);
+        Asked& asked = asked_[name_of(node)];
+        asked.endpoint = results.begin()->endpoint();
+        ask_on(q, node, asked);
       });
+}
+
+// Sends CLUSTER SLOTS on the node's connection, opened (with AUTH) if there is none. A node
+// that does not answer within command_timeout loses its connection, opened again next time.
+void ClusterBroker::ask_on(const std::shared_ptr<Question>& q, const HostPort& node,
+                           Asked& asked) {
+  if (!asked.conn || asked.conn->gone()) {
+    asked.conn = RedisConnection::open(io_, *asked.endpoint, options_.command_timeout,
+                                       {.connected = {}, .lost = {}, .push = {}});
+    // Sent once connected (hiredis keeps it); an error fails the CLUSTER SLOTS after it.
+    if (!password_.empty()) asked.conn->command({"AUTH", password_}, [](const redisReply*) {});
+  }
+  asked.conn->command({"CLUSTER", "SLOTS"}, [this, q, node](const redisReply* r) {
+    if (stopped_ || q->answered) return;
+    auto map = r != nullptr ? SlotMap::parse(*r, node) : std::nullopt;
+    if (!map || map->masters().empty()) return no_answer(q);
+    q->answered = true;
+    question_.reset();
+    last_failure_.clear();
+    apply(std::move(*map));
+    if (std::exchange(refresh_again_, false)) refresh();
+  });
+}
+
+void ClusterBroker::no_answer(const std::shared_ptr<Question>& q) {
+  if (q->answered || --q->pending > 0) return;
+  question_.reset();
+  refresh_again_ = false;
+  const std::string why = "no node answered CLUSTER SLOTS";
+  if (why != last_failure_) log::warning("redis cluster: " + why + "; retrying");
+  last_failure_ = why;  // the periodic refresh tries again
 }
 
 void ClusterBroker::apply(SlotMap map) {
   const bool first = !map_;
   map_ = std::move(map);
   if (first) log::info("redis cluster: " + std::to_string(map_->masters().size()) + " masters");
-  for (auto& [room, r] : rooms_) {
-    const HostPort* master =
-        map_->master(key_slot(room_key(options_.key_prefix, room, "owner")));
-    const std::string target = master != nullptr ? name_of(*master) : "";
-    if (target != r.node) move_subscription(room, r, !r.node.empty());
+  reroute();
+  // A node that is no longer a master (a replica promoted in its place): the commands
+  // waiting for its connection go to the masters that serve their rooms now.
+  const auto masters = map_->masters();
+  for (auto& [name, broker] : nodes_) {
+    if (std::any_of(masters.begin(), masters.end(),
+                    [&](const HostPort& m) { return name_of(m) == name; })) {
+      continue;
+    }
+    broker->hand_over([this](std::vector<Call> calls) {
+      boost::asio::post(io_, [this, calls = std::move(calls)] {
+        if (stopped_) return;
+        for (const auto& call : calls) {
+          RedisBroker* b = broker_of(call->room);
+          if (b == nullptr) {
+            call->complete(nullptr);
+          } else {
+            b->resend(call);
+          }
+        }
+      });
+    });
   }
   auto queued = std::move(queue_);
   queue_.clear();
@@ -270,11 +427,15 @@ void ClusterBroker::shutdown() {
     stopped_ = true;
     queue_.clear();
     rooms_.clear();
+    retries_.clear();
     resolver_.cancel();
     refresh_timer_.cancel();
     queue_timer_.cancel();
-    if (asking_) asking_->close();
-    // The masters' brokers stop first: none of them calls on_redirect afterwards.
+    retry_timer_.cancel();
+    for (auto& [name, asked] : asked_) {
+      if (asked.conn) asked.conn->close();
+    }
+    // The masters' brokers stop first: none of them posts here afterwards.
     for (auto& [name, broker] : nodes_) broker->shutdown();
     guard_.reset();
     stopped.set_value();

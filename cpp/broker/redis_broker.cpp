@@ -20,16 +20,23 @@ namespace {
 constexpr auto kFirstBackoff = std::chrono::milliseconds(50);
 constexpr auto kLastBackoff = std::chrono::milliseconds(2000);
 // Commands issued in this window after construction wait for the first connection (Redis
-// starting alongside), at most this many: a bound on memory, far above a server's first
-// burst of joins. Later ones complete unavailable at once while disconnected.
+// starting alongside). At most this many commands wait for a connection (this one, or a
+// new one after a loss): a bound on memory, far above a server's first burst of joins.
 constexpr auto kFirstConnectWait = std::chrono::milliseconds(5000);
 constexpr std::size_t kQueueLimit = 10000;
 
-// The Status of a script that returns 1 (done) or 0 (fenced); no reply or an error reply
-// is unavailable.
+// The Status of a script that returns 1 (done), 0 or -1 (fenced: another token holds the
+// lease, or nobody does); no reply, an error reply or anything else (-2: the log has a
+// later entry) is unavailable.
 Status script_status(const redisReply* r) {
   if (r == nullptr || r->type != REDIS_REPLY_INTEGER) return Status::unavailable;
-  return r->integer == 1 ? Status::ok : Status::fenced;
+  if (r->integer == 1) return Status::ok;
+  return r->integer == 0 || r->integer == -1 ? Status::fenced : Status::unavailable;
+}
+
+bool is_error(const redisReply* r, std::string_view prefix) {
+  return r != nullptr && r->type == REDIS_REPLY_ERROR &&
+         std::string_view(r->str, r->len).starts_with(prefix);
 }
 
 std::string random_id() {
@@ -55,24 +62,28 @@ SentinelSettings checked(SentinelSettings s) {
 }  // namespace
 
 RedisBroker::RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics)
-    : RedisBroker(parse_redis_url(url), std::nullopt, std::move(options), metrics, false) {}
+    : RedisBroker(parse_redis_url(url), std::nullopt, std::move(options), metrics,
+                  std::nullopt) {}
 
 RedisBroker::RedisBroker(RedisUrl url, BrokerOptions options, metrics::Metrics& metrics,
-                         bool sharded_pubsub)
-    : RedisBroker(std::move(url), std::nullopt, std::move(options), metrics, sharded_pubsub) {}
+                         ClusterLink cluster)
+    : RedisBroker(std::move(url), std::nullopt, std::move(options), metrics,
+                  std::move(cluster)) {}
 
 RedisBroker::RedisBroker(SentinelSettings sentinel, std::string password, BrokerOptions options,
                          metrics::Metrics& metrics)
     : RedisBroker(master_url(std::move(password)), checked(std::move(sentinel)),
-                  std::move(options), metrics, false) {}
+                  std::move(options), metrics, std::nullopt) {}
 
 RedisBroker::RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel,
-                         BrokerOptions options, metrics::Metrics& metrics, bool sharded_pubsub)
+                         BrokerOptions options, metrics::Metrics& metrics,
+                         std::optional<ClusterLink> cluster)
     : url_(std::move(url)),
       where_(sentinel ? "master '" + sentinel->master_name + "' (Sentinel)"
                       : url_.host + ":" + std::to_string(url_.port)),
       options_(std::move(options)),
-      sharded_(sharded_pubsub),
+      cluster_(std::move(cluster)),
+      sharded_(cluster_.has_value()),
       metrics_(metrics),
       probe_channel_(options_.key_prefix + "kasagi:probe:" + random_id()),
       guard_(io_.get_executor()),
@@ -179,13 +190,16 @@ void RedisBroker::open_connections(const boost::asio::ip::tcp::endpoint& endpoin
                                 }),
                                 .push = {}});
   sub_ = SubscriberConnection::open(
-      io_, endpoint,
+      io_, endpoint, options_.command_timeout,
       {.connected = guarded([this] {
          handshake(*sub_);
          sub_->subscribe(probe_channel_);  // classic in every mode; confirmed in on_push
        }),
        .lost = guarded([this](const std::string& why) { lose("subscriber connection: " + why); }),
-       .push = guarded([this](const redisReply* r) { on_push(*r); })});
+       .push = guarded([this](const redisReply* r) { on_push(*r); }),
+       .refused = guarded([this](const std::string& channel, std::string_view error) {
+         on_refused(channel, error);
+       })});
 }
 
 // Sends AUTH and SELECT as the URL asks; an error reply fails the attempt.
@@ -246,16 +260,28 @@ void RedisBroker::maybe_up() {
   probe_tick();
   if (sentinel_) check_master();
   for (auto it = rooms_.begin(); it != rooms_.end();) reconcile(it++);
+  // Replays first (they were queued first), then what was issued meanwhile, in order.
   auto queued = std::move(queue_);
   queue_.clear();
   queue_timer_.cancel();
-  for (auto& op : queued) op(true);
+  const auto now = Clock::now();
+  for (auto& call : queued) {
+    if (now >= call->deadline) {
+      call->complete(nullptr);
+    } else {
+      if (call->cut_off) metrics_.redis_replayed.fetch_add(1, std::memory_order_relaxed);
+      send_call(call);
+    }
+  }
 }
 
-// Closes both connections (commands in flight complete unavailable) and schedules the next
-// attempt.
+// Closes both connections and schedules the next attempt. The commands in flight are
+// replayed on the next connection, or complete unavailable (replay()).
 void RedisBroker::lose(std::string_view why) {
   if (link_ == Link::down) return;
+  // Commands wait for the next connection this long from the loss (not from each failed
+  // attempt after it).
+  if (link_ == Link::up) queue_until_ = Clock::now() + options_.replay_timeout;
   // One line per loss, and per distinct reason that attempts fail (a wrong password).
   if (link_ == Link::up) {
     log::warning("redis: lost " + where_ + " (" + std::string(why) + "); reconnecting");
@@ -294,23 +320,146 @@ void RedisBroker::lose(std::string_view why) {
 // ---------------------------------------------------------------------------------------
 // Commands
 
-void RedisBroker::submit(Op op) {
-  boost::asio::post(io_, [this, op = std::move(op)]() mutable {
-    if (stopped_) return;
-    if (link_ == Link::up) return op(true);
-    if (ever_up_ || Clock::now() >= queue_until_ || queue_.size() >= kQueueLimit) {
-      return op(false);
+// A script call of `room`: EVALSHA <sha> <numkeys> keys... args...
+RedisBroker::Call RedisBroker::script(const std::string& room, scripts::Script which,
+                                      std::vector<std::string> keys,
+                                      std::vector<std::string> args, OnReply done) {
+  auto call = std::make_shared<RedisCall>();
+  call->room = room;
+  call->script = which;
+  call->args.reserve(1 + keys.size() + args.size());
+  call->args.push_back(std::to_string(keys.size()));
+  for (auto& k : keys) call->args.push_back(std::move(k));
+  for (auto& a : args) call->args.push_back(std::move(a));
+  call->done = std::move(done);
+  return call;
+}
+
+void RedisBroker::submit(Call call) {
+  boost::asio::post(io_, [this, call = std::move(call)]() mutable { dispatch(std::move(call)); });
+}
+
+void RedisBroker::resend(Call call) { submit(std::move(call)); }
+
+// On our thread: sends the call now, or lets it wait for a connection (the first one, or
+// the next one within replay_timeout of a loss), or completes it unavailable.
+void RedisBroker::dispatch(Call call) {
+  if (stopped_) return;
+  if (link_ == Link::up) return send_call(call);
+  // A call that waited before (handed over by another node's broker) keeps its deadline.
+  const auto deadline = call->after_loss ? call->deadline : queue_until_;
+  if (ever_up_) call->after_loss = true;
+  wait_for_link(std::move(call), deadline);
+}
+
+// Queues `call` until the connection is up, for at most until `deadline`. A replay goes
+// before the calls issued after the loss: it was in flight before them (its connection
+// may be freed, and so report it, after a newer call was queued).
+void RedisBroker::wait_for_link(Call call, Clock::time_point deadline) {
+  if (Clock::now() >= deadline || queue_.size() >= kQueueLimit) return call->complete(nullptr);
+  call->deadline = deadline;
+  auto at = call->cut_off ? std::find_if(queue_.begin(), queue_.end(),
+                                         [](const Call& c) { return !c->cut_off; })
+                          : queue_.end();
+  queue_.insert(at, std::move(call));
+  if (queue_.size() == 1) expire_waiting();
+}
+
+// Completes unavailable the waiting calls whose deadline passed; waits for the next one.
+void RedisBroker::expire_waiting() {
+  const auto now = Clock::now();
+  std::optional<Clock::time_point> next;
+  std::deque<Call> keep;
+  for (auto& call : std::exchange(queue_, {})) {
+    if (now >= call->deadline) {
+      call->complete(nullptr);
+    } else {
+      next = next ? std::min(*next, call->deadline) : call->deadline;
+      keep.push_back(std::move(call));
     }
-    queue_.push_back(std::move(op));
-    if (queue_.size() > 1) return;
-    queue_timer_.expires_at(queue_until_);
-    queue_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || stopped_) return;
-      auto expired = std::move(queue_);
-      queue_.clear();
-      for (auto& op : expired) op(false);
-    });
+  }
+  // complete() may have queued more (a completion issuing a command): keep them after.
+  for (auto& call : queue_) keep.push_back(std::move(call));
+  queue_ = std::move(keep);
+  if (!next) return;
+  queue_timer_.expires_at(*next);
+  queue_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !stopped_) expire_waiting();
   });
+}
+
+// Sends a call on the command connection (which is up): ASKING first after an ASK
+// redirection, WAIT after it for a replicated write. Each send is a new attempt: replies
+// to an earlier one (its WAIT, after it was redirected) are ignored.
+void RedisBroker::send_call(const Call& call) {
+  const std::uint64_t attempt = ++call->attempt;
+  if (std::exchange(call->asking, false)) send({"ASKING"}, [](const redisReply*) {});
+  std::vector<std::string_view> argv;
+  argv.reserve(call->args.size() + 2);
+  if (call->script) {
+    argv.push_back("EVALSHA");
+    argv.push_back(sha_[*call->script]);
+  }
+  argv.insert(argv.end(), call->args.begin(), call->args.end());
+  send(argv, [this, call, attempt](const redisReply* r) { on_reply(call, attempt, r); });
+  if (call->wait) {
+    send({"WAIT", std::to_string(options_.wait_replicas),
+          std::to_string(options_.wait_timeout.count())},
+         [this, call, attempt](const redisReply* r) { on_waited(call, attempt, r); },
+         options_.wait_timeout);
+  }
+}
+
+void RedisBroker::on_reply(const Call& call, std::uint64_t attempt, const redisReply* r) {
+  if (attempt != call->attempt || !call->done) return;
+  // The connection is gone: the call may or may not have run.
+  if (r == nullptr) return replay(call);
+  // Refused without running: sent again on the next connection. Someone ran SCRIPT FLUSH
+  // (a new connection loads the scripts again), or the master was demoted (Sentinel mode:
+  // find the new one; otherwise wait for this one to return).
+  if (is_error(r, "NOSCRIPT") || is_error(r, "READONLY")) {
+    const bool flushed = is_error(r, "NOSCRIPT");
+    replay(call);
+    return lose(flushed ? "the scripts were flushed" : "the server became a replica");
+  }
+  if (cluster_ && r->type == REDIS_REPLY_ERROR) {
+    if (auto redirection = parse_redirection(std::string_view(r->str, r->len))) {
+      ++call->attempt;  // its WAIT's reply, if any, is not this call's any more
+      if (redirection->node.host.empty()) redirection->node.host = url_.host;
+      return cluster_->redirected(call, std::move(*redirection));
+    }
+    if (is_error(r, "CLUSTERDOWN")) cluster_->refresh();
+  }
+  if (!call->wait || r->type != REDIS_REPLY_INTEGER) return call->complete(r);
+  call->written = r->integer;  // the WAIT that follows completes it
+}
+
+void RedisBroker::on_waited(const Call& call, std::uint64_t attempt, const redisReply* r) {
+  if (attempt != call->attempt || !call->done) return;
+  // The write ran; whether a replica has it is unknown. The replay runs the (idempotent)
+  // script again, and WAITs on the connection it is sent on.
+  if (r == nullptr) return replay(call);
+  redisReply written{};
+  written.type = REDIS_REPLY_INTEGER;
+  written.integer = call->written;
+  const bool enough = r->type == REDIS_REPLY_INTEGER &&
+                      r->integer >= static_cast<long long>(options_.wait_replicas);
+  // Not written (fenced...): that answer stands. Written but not confirmed: unavailable.
+  call->complete(call->written != 1 || enough ? &written : nullptr);
+}
+
+// A call whose connection died before its reply (or that was refused unrun): sent again,
+// in its order, on the next connection if that comes within replay_timeout of the loss
+// and the call is safe to run twice (RedisCall); completed unavailable otherwise.
+void RedisBroker::replay(const Call& call) {
+  ++call->attempt;
+  if (!call->replayable) return call->complete(nullptr);
+  call->cut_off = true;
+  if (!call->after_loss) {
+    call->after_loss = true;
+    call->deadline = Clock::now() + options_.replay_timeout;
+  }
+  wait_for_link(call, call->deadline);
 }
 
 // Sends a command on the command connection (which is up); times its round trip. `done`
@@ -330,133 +479,99 @@ void RedisBroker::send(const std::vector<std::string_view>& args, OnReply done,
       extra);
 }
 
-void RedisBroker::eval(scripts::Script script, const std::vector<std::string_view>& keys,
-                       const std::vector<std::string_view>& args, OnReply done) {
-  const std::string nkeys = std::to_string(keys.size());
-  std::vector<std::string_view> argv{"EVALSHA", sha_[script], nkeys};
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), args.begin(), args.end());
-  send(argv, [this, done = std::move(done)](const redisReply* r) {
-    const std::string_view error =
-        r != nullptr && r->type == REDIS_REPLY_ERROR ? std::string_view(r->str, r->len) : "";
-    // Someone ran SCRIPT FLUSH: a new connection loads the scripts again.
-    if (error.starts_with("NOSCRIPT")) lose("the scripts were flushed");
-    // A demoted master: find the new one (Sentinel mode) or wait for this one to return.
-    if (error.starts_with("READONLY")) lose("the server became a replica");
-    // Cluster mode: the slot moved or is moving; the next map routes the room elsewhere.
-    if (options_.on_redirect && (error.starts_with("MOVED") || error.starts_with("ASK") ||
-                                 error.starts_with("TRYAGAIN") ||
-                                 error.starts_with("CLUSTERDOWN"))) {
-      options_.on_redirect();
-    }
-    done(r);
-  });
-}
-
 void RedisBroker::claim(const std::string& room, const std::string& token,
                         std::chrono::milliseconds ttl, Claimed done) {
-  submit([this, owner = room_key(options_.key_prefix, room, "owner"), token,
-          ttl = std::to_string(ttl.count()), done = std::move(done)](bool connected) mutable {
-    if (!connected) return done(Status::unavailable, {});
-    eval(scripts::kClaimScript, {owner}, {token, ttl},
-         [done = std::move(done)](const redisReply* r) {
-           if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-             return done(Status::unavailable, {});
-           }
-           const bool ok = r->element[0]->integer == 1;
-           done(ok ? Status::ok : Status::fenced, std::string(reply_text(*r->element[1])));
-         });
-  });
+  submit(script(room, scripts::kClaimScript, {room_key(options_.key_prefix, room, "owner")},
+                {token, std::to_string(ttl.count())},
+                [done = std::move(done)](const redisReply* r) {
+                  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                    return done(Status::unavailable, {});
+                  }
+                  const bool ok = r->element[0]->integer == 1;
+                  done(ok ? Status::ok : Status::fenced,
+                       std::string(reply_text(*r->element[1])));
+                }));
 }
 
 void RedisBroker::release(const std::string& room, const std::string& token) {
-  submit([this, owner = room_key(options_.key_prefix, room, "owner"), token](bool connected) {
-    if (connected) eval(scripts::kReleaseScript, {owner}, {token}, [](const redisReply*) {});
-  });
+  submit(script(room, scripts::kReleaseScript, {room_key(options_.key_prefix, room, "owner")},
+                {token}, [](const redisReply*) {}));
 }
 
 void RedisBroker::load(const std::string& room, Loaded done) {
-  submit([this, snapshot = room_key(options_.key_prefix, room, "snapshot"),
-          ops = room_key(options_.key_prefix, room, "ops"),
-          done = std::move(done)](bool connected) mutable {
-    if (!connected) return done(Status::unavailable, {});
-    eval(scripts::kLoadScript, {snapshot, ops}, {}, [done = std::move(done)](const redisReply* r) {
-      if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        return done(Status::unavailable, {});
-      }
-      RoomLog log;
-      log.snapshot = parse_snapshot(*r->element[0]);
-      log.ops = parse_ops(*r->element[1], log.snapshot ? log.snapshot->version : 0);
-      done(Status::ok, std::move(log));
-    });
-  });
+  const auto& prefix = options_.key_prefix;
+  submit(script(room, scripts::kLoadScript,
+                {room_key(prefix, room, "snapshot"), room_key(prefix, room, "ops")}, {},
+                [done = std::move(done)](const redisReply* r) {
+                  if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+                    return done(Status::unavailable, {});
+                  }
+                  RoomLog log;
+                  log.snapshot = parse_snapshot(*r->element[0]);
+                  log.ops = parse_ops(*r->element[1],
+                                      log.snapshot ? log.snapshot->version : 0);
+                  done(Status::ok, std::move(log));
+                }));
 }
 
+// With wait_replicas, a write is followed by WAIT, and `done` gets ok only once enough
+// replicas confirmed it (so that it survives a failover).
 void RedisBroker::append(const std::string& room, const std::string& token, OpEntry entry,
                          std::string message, Done done) {
   const auto& prefix = options_.key_prefix;
-  submit([this, owner = room_key(prefix, room, "owner"), ops = room_key(prefix, room, "ops"),
-          channel = room_key(prefix, room, "channel"), token, message = std::move(message),
-          fields = op_fields(entry), done = std::move(done)](bool connected) mutable {
-    if (!connected) return done(Status::unavailable);
-    const std::string max_len = std::to_string(options_.ops_max_len);
-    std::vector<std::string_view> args{token, max_len, channel, message};
-    args.insert(args.end(), fields.begin(), fields.end());
-    write(sharded_ ? scripts::kAppendShardedScript : scripts::kAppendScript, {owner, ops}, args,
-          [this](const redisReply* r) {
-            const Status s = script_status(r);
-            if (s == Status::ok) metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
-            return s;
-          },
-          std::move(done));
-  });
-}
-
-// Runs a script that writes; `status` reads its reply. With wait_replicas, a WAIT follows
-// it, and `done` gets ok only once enough replicas confirmed the write (so that it
-// survives a failover).
-void RedisBroker::write(scripts::Script script, const std::vector<std::string_view>& keys,
-                        const std::vector<std::string_view>& args,
-                        std::function<Status(const redisReply*)> status, Done done) {
-  const auto replicas = options_.wait_replicas;
-  if (replicas == 0) {
-    return eval(script, keys, args,
-                [status = std::move(status), done = std::move(done)](const redisReply* r) {
-                  done(status(r));
-                });
-  }
-  // The write's result, read when the WAIT that follows it completes.
-  auto stored = std::make_shared<Status>(Status::unavailable);
-  eval(script, keys, args,
-       [stored, status = std::move(status)](const redisReply* r) { *stored = status(r); });
-  send({"WAIT", std::to_string(replicas), std::to_string(options_.wait_timeout.count())},
-       [stored, replicas, done = std::move(done)](const redisReply* r) {
-         if (*stored != Status::ok) return done(*stored);
-         const bool enough = r != nullptr && r->type == REDIS_REPLY_INTEGER &&
-                             r->integer >= static_cast<long long>(replicas);
-         done(enough ? Status::ok : Status::unavailable);
-       },
-       options_.wait_timeout);
+  std::vector<std::string> args{token, std::to_string(options_.ops_max_len),
+                                room_key(prefix, room, "channel"), std::move(message),
+                                sharded_ ? "SPUBLISH" : "PUBLISH"};
+  for (auto& f : op_fields(entry)) args.push_back(std::move(f));
+  auto call = script(room, scripts::kAppendScript,
+                     {room_key(prefix, room, "owner"), room_key(prefix, room, "ops")},
+                     std::move(args), [this, done = std::move(done)](const redisReply* r) {
+                       const Status s = script_status(r);
+                       if (s == Status::ok) {
+                         metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
+                       }
+                       done(s);
+                     });
+  call->wait = options_.wait_replicas > 0;
+  submit(std::move(call));
 }
 
 void RedisBroker::save_snapshot(const std::string& room, const std::string& token,
                                 Snapshot snapshot, Done done) {
-  submit([this, owner = room_key(options_.key_prefix, room, "owner"),
-          key = room_key(options_.key_prefix, room, "snapshot"), token,
-          fields = snapshot_fields(snapshot), done = std::move(done)](bool connected) mutable {
-    if (!connected) return done(Status::unavailable);
-    std::vector<std::string_view> args{token};
-    args.insert(args.end(), fields.begin(), fields.end());
-    write(scripts::kSaveSnapshotScript, {owner, key}, args, script_status, std::move(done));
-  });
+  const auto& prefix = options_.key_prefix;
+  std::vector<std::string> args{token};
+  for (auto& f : snapshot_fields(snapshot)) args.push_back(std::move(f));
+  auto call = script(room, scripts::kSaveSnapshotScript,
+                     {room_key(prefix, room, "owner"), room_key(prefix, room, "snapshot")},
+                     std::move(args),
+                     [done = std::move(done)](const redisReply* r) { done(script_status(r)); });
+  call->wait = options_.wait_replicas > 0;
+  submit(std::move(call));
 }
 
+// Not replayed: a message that did reach the channel would arrive twice.
 void RedisBroker::publish(const std::string& room, std::string message) {
-  submit([this, channel = room_key(options_.key_prefix, room, "channel"),
-          message = std::move(message)](bool connected) {
-    if (!connected) return;
-    send({sharded_ ? "SPUBLISH" : "PUBLISH", channel, message}, [](const redisReply*) {});
-    metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
+  auto call = std::make_shared<RedisCall>();
+  call->room = room;
+  call->args = {sharded_ ? "SPUBLISH" : "PUBLISH", room_key(options_.key_prefix, room, "channel"),
+                std::move(message)};
+  call->replayable = false;
+  call->done = [this](const redisReply* r) {
+    if (r != nullptr && r->type == REDIS_REPLY_INTEGER) {
+      metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  submit(std::move(call));
+}
+
+void RedisBroker::hand_over(std::function<void(std::vector<Call>)> take) {
+  boost::asio::post(io_, [this, take = std::move(take)] {
+    if (stopped_ || link_ == Link::up) return;
+    std::vector<Call> calls(std::make_move_iterator(queue_.begin()),
+                            std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    queue_timer_.cancel();
+    if (!calls.empty()) take(std::move(calls));
   });
 }
 
@@ -525,13 +640,35 @@ void RedisBroker::reconcile(Rooms::iterator it) {
   }
 }
 
+void RedisBroker::check_subscriptions() {
+  boost::asio::post(io_, [this] {
+    if (stopped_) return;
+    for (auto it = rooms_.begin(); it != rooms_.end();) reconcile(it++);
+  });
+}
+
+// A (S)SUBSCRIBE or (S)UNSUBSCRIBE answered with an error. In a Cluster, MOVED: the slot of
+// the channel is served elsewhere now; the next map moves the room there (a SUNSUBSCRIBE
+// refused so has nothing left to undo). Anything else renews the connections.
+void RedisBroker::on_refused(const std::string& channel, std::string_view error) {
+  if (!cluster_ || !error.starts_with("MOVED") || channel == probe_channel_) {
+    return lose("subscription refused: " + std::string(error));
+  }
+  auto it = rooms_.find(channel);
+  if (it == rooms_.end()) return;
+  Room& r = it->second;
+  const bool subscribing = r.state == Channel::subscribing;
+  r.state = Channel::none;
+  if (!subscribing) return reconcile(it);
+  r.gap = true;
+  cluster_->refresh();
+}
+
 // A reply on the subscriber connection: [kind, channel, payload or count].
 void RedisBroker::on_push(const redisReply& reply) {
   if (reply.type == REDIS_REPLY_ERROR) {
-    // A subscription refused: in a Cluster, MOVED for a room channel whose slot left.
-    const std::string error(reply.str, reply.len);
-    if (options_.on_redirect && error.starts_with("MOVED")) options_.on_redirect();
-    return lose("subscription refused: " + error);
+    return lose("unexpected error on the subscriber connection: " +
+                std::string(reply.str, reply.len));
   }
   if (reply.type != REDIS_REPLY_ARRAY || reply.elements != 3) return;
   std::string_view kind = reply_text(*reply.element[0]);
@@ -560,9 +697,11 @@ void RedisBroker::on_push(const redisReply& reply) {
   } else if (kind == "unsubscribe" && sharded && r.state == Channel::subscribed) {
     // The server dropped it: the slot migrated. The Cluster broker moves the room to the
     // slot's new master (with on_gap there); subscribing here again would only get MOVED.
+    // If the next map has the slot here again (it came back in between), the Cluster broker
+    // has it subscribed again (check_subscriptions()).
     r.state = Channel::none;
     r.gap = true;
-    if (options_.on_redirect) options_.on_redirect();
+    if (cluster_) cluster_->refresh();
     return;
   } else if (kind == "unsubscribe") {
     r.state = Channel::none;

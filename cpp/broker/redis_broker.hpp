@@ -4,20 +4,27 @@
 // Two connections, driven by the broker's own thread (an io_context and one std::thread):
 // one for commands, pipelined in call order (so a publish issued after an append reaches
 // subscribers after it), one for SUBSCRIBE. They live and die together: when either fails
-// (an error, a command unanswered for command_timeout, a lost probe) both are closed, every
-// command in flight completes unavailable, and both are reopened with exponential backoff;
-// once they are back every subscription is renewed and its subscribers get on_gap().
-// While disconnected, commands complete unavailable at once, except in the first
-// kFirstConnectWait (5 s) after construction: until then they wait for the first
-// connection in a bounded queue, so that a server starting alongside Redis does not fail
-// its first joins.
+// (an error, a command unanswered for command_timeout, a lost probe) both are closed and
+// reopened with exponential backoff; once they are back every subscription is renewed and
+// its subscribers get on_gap().
+//
+// Commands across a lost connection (RedisCall): those in flight whose second run changes
+// nothing (every script) are kept and sent again, in their order, on the next connection
+// (a replay); the others (a PUBLISH) complete unavailable, their effect unknown. Commands
+// issued while reconnecting wait behind them. Both wait at most replay_timeout after the
+// loss, then complete unavailable, and later ones at once until the connection is back.
+// In the first kFirstConnectWait (5 s) after construction, commands wait likewise for the
+// first connection, so that a server starting alongside Redis does not fail its first joins.
 //
 // Sentinel mode: the master's address comes from the Sentinels (SentinelDiscovery) on every
 // connection attempt, and is confirmed with ROLE on the command connection before anything
 // else; while connected, the Sentinels are asked again every probe_interval and whenever
 // one announces +switch-master (which can be missed: hence the polling too), and a
 // different answer, or a READONLY reply, renews the connections on the new master (the
-// subscriptions follow, with on_gap()).
+// subscriptions follow, with on_gap(); the commands in flight are replayed there).
+//
+// Cluster mode (ClusterLink): one broker per master; a script answered MOVED, ASK or
+// TRYAGAIN goes to the ClusterBroker, which sends it on to the right node's broker.
 //
 // The probe: the subscriber connection also subscribes to a channel of its own
 // (<prefix>kasagi:probe:<random id>), on which the command connection publishes every
@@ -36,6 +43,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include "broker/asio_hiredis.hpp"
 #include "broker/broker.hpp"
+#include "broker/cluster_redirect.hpp"
+#include "broker/redis_call.hpp"
 #include "broker/redis_scripts.hpp"
 #include "broker/redis_url.hpp"
 #include "broker/sentinel_discovery.hpp"
@@ -44,15 +53,23 @@
 
 namespace kasagi::broker {
 
+// What a RedisBroker serving one master of a Cluster tells its ClusterBroker, on the
+// RedisBroker's thread.
+struct ClusterLink {
+  std::function<void()> refresh;  // the slot map may have changed (a dropped subscription)
+  // `call` was answered with `redirection` (an empty host filled in with this node's).
+  std::function<void(std::shared_ptr<RedisCall> call, Redirection redirection)> redirected;
+};
+
 class RedisBroker final : public Broker {
  public:
   // `url`: redis://[[user]:password@]host[:port][/db]; throws std::invalid_argument when it
   // is malformed. Connects in the background: never blocks. `metrics` must outlive it.
   RedisBroker(std::string url, BrokerOptions options, metrics::Metrics& metrics);
-  // One given server, as parsed (ClusterBroker: one per master, with sharded pub/sub:
-  // SSUBSCRIBE and SPUBLISH on room channels; the probe stays classic).
+  // One master of a Cluster, as parsed (ClusterBroker: one per master, with sharded
+  // pub/sub: SSUBSCRIBE and SPUBLISH on room channels; the probe stays classic).
   RedisBroker(RedisUrl url, BrokerOptions options, metrics::Metrics& metrics,
-              bool sharded_pubsub = false);
+              ClusterLink cluster);
   // Sentinel mode: the master `sentinel.master_name`, found through `sentinel.sentinels`;
   // `password` (AUTH on the master, "" = none). Throws std::invalid_argument when there is
   // no Sentinel or no master name.
@@ -76,11 +93,20 @@ class RedisBroker final : public Broker {
   // (ClusterBroker: a room moved here from another master).
   void resubscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber);
 
+  // Cluster mode, from any thread. Sends `call` here (after ASKING if call->asking), as a
+  // command submitted now: at once, or once connected, or unavailable.
+  void resend(std::shared_ptr<RedisCall> call);
+  // Hands the calls waiting for this broker's connection to `take`, on this broker's
+  // thread (its node is no longer a master: they go to the one that took its slots).
+  void hand_over(std::function<void(std::vector<std::shared_ptr<RedisCall>>)> take);
+  // Subscribes again every channel whose subscription the server dropped (a slot that
+  // migrated away may have come back before the map said it had left).
+  void check_subscriptions();
+
  private:
   using Clock = std::chrono::steady_clock;
   using OnReply = RedisConnection::OnReply;
-  // A command as submitted: op(true) sends it, op(false) completes it unavailable.
-  using Op = std::function<void(bool connected)>;
+  using Call = std::shared_ptr<RedisCall>;
   enum class Link { down, connecting, up };
   enum class Channel { none, subscribing, subscribed, unsubscribing };  // on the server
   struct Room {
@@ -91,17 +117,21 @@ class RedisBroker final : public Broker {
   using Rooms = std::map<std::string, Room>;  // by channel name
 
   RedisBroker(RedisUrl url, std::optional<SentinelSettings> sentinel, BrokerOptions options,
-              metrics::Metrics& metrics, bool sharded_pubsub);
+              metrics::Metrics& metrics, std::optional<ClusterLink> cluster);
 
   // Commands.
-  void submit(Op op);
+  Call script(const std::string& room, scripts::Script script, std::vector<std::string> keys,
+              std::vector<std::string> args, OnReply done);
+  void submit(Call call);
+  void dispatch(Call call);
+  void send_call(const Call& call);
+  void on_reply(const Call& call, std::uint64_t attempt, const redisReply* r);
+  void on_waited(const Call& call, std::uint64_t attempt, const redisReply* r);
+  void replay(const Call& call);
+  void wait_for_link(Call call, Clock::time_point deadline);
+  void expire_waiting();
   void send(const std::vector<std::string_view>& args, OnReply done,
             Clock::duration extra = {});
-  void eval(scripts::Script script, const std::vector<std::string_view>& keys,
-            const std::vector<std::string_view>& args, OnReply done);
-  void write(scripts::Script script, const std::vector<std::string_view>& keys,
-             const std::vector<std::string_view>& args,
-             std::function<Status(const redisReply*)> status, Done done);
   // Connection life cycle.
   void connect();
   void resolve();
@@ -116,6 +146,7 @@ class RedisBroker final : public Broker {
   void lose(std::string_view why);
   // Pub/sub.
   void on_push(const redisReply& reply);
+  void on_refused(const std::string& channel, std::string_view error);
   void reconcile(Rooms::iterator it);
   void deliver(Rooms::iterator it, std::string message);
   // Probe.
@@ -131,6 +162,7 @@ class RedisBroker final : public Broker {
   RedisUrl url_;       // the server's address and credentials (Sentinel mode: the master's)
   std::string where_;  // host:port, for the logs
   const BrokerOptions options_;
+  const std::optional<ClusterLink> cluster_;
   const bool sharded_;  // room channels on sharded pub/sub (Cluster)
   metrics::Metrics& metrics_;
   const std::string probe_channel_;
@@ -157,8 +189,9 @@ class RedisBroker final : public Broker {
   std::size_t endpoint_index_ = 0;  // rotates through the resolved addresses on failures
   std::minstd_rand rng_;
 
-  Clock::time_point queue_until_;  // the end of the first-connection wait
-  std::deque<Op> queue_;            // commands waiting for the first connection
+  // The end of the current wait for a connection: the first one's, or that after a loss.
+  Clock::time_point queue_until_;
+  std::deque<Call> queue_;  // commands waiting for a connection, in order (each its deadline)
   Rooms rooms_;
 
   std::uint64_t probe_seq_ = 0;

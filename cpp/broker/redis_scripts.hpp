@@ -31,29 +31,65 @@ end
 return 0
 )lua";
 
-// KEYS: owner, ops. ARGV: token, max_len, channel, message, then the entry's field/value
-// pairs. If `token` holds the lease: XADD (trimmed to exactly max_len entries) and PUBLISH,
-// returns 1. Returns 0 (fenced) else.
+// KEYS: owner, ops. ARGV: token, max_len, channel, message, publish command (PUBLISH, or
+// SPUBLISH in a Cluster, where the room channel is a shard channel of the room's slot),
+// then the entry's field/value pairs (one of them `version`). If `token` holds the lease
+// and the log takes this version: XADD (trimmed to exactly max_len entries) and publish,
+// returns 1. Returns 0 (fenced) when another token holds the lease, -1 when nobody does.
+//
+// The log is read backwards from its newest entry (in the common case only that one):
+// - This version is there: the broker sent this append again because its connection died
+//   before the reply (a replay), and the first one did run. Only the lease holder writes,
+//   in version order, so the entry is this append's own: nothing is written, 1 is returned.
+// - A later version is there but not this one: the append arrives after one that the room
+//   made later (a Cluster redirection reordered them). Writing it would put the log out of
+//   order, so it is refused with -2 (unavailable), and the room repairs its log with a
+//   snapshot, as after any failed append.
 inline constexpr std::string_view kAppend = R"lua(
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', unpack(ARGV, 5))
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+local owner = redis.call('GET', KEYS[1])
+if owner ~= ARGV[1] then return owner and 0 or -1 end
+local version
+for i = 6, #ARGV - 1, 2 do
+  if ARGV[i] == 'version' then version = tonumber(ARGV[i + 1]) end
+end
+local before, later = '+', false
+while version do
+  local batch = redis.call('XREVRANGE', KEYS[2], before, '-', 'COUNT', 16)
+  if #batch == 0 then break end
+  for _, e in ipairs(batch) do
+    local f, v = e[2], nil
+    for i = 1, #f - 1, 2 do
+      if f[i] == 'version' then v = tonumber(f[i + 1]) end
+    end
+    if v == version then return 1 end
+    if v and v < version then
+      if later then return -2 end
+      version = nil
+      break
+    end
+    later = later or v ~= nil
+  end
+  before = '(' .. batch[#batch][1]
+end
+if later then return -2 end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', unpack(ARGV, 6))
+redis.call(ARGV[5], ARGV[3], ARGV[4])
 return 1
 )lua";
 
-// The same with SPUBLISH (Cluster: the room channel is a shard channel of the room's slot).
-inline constexpr std::string_view kAppendSharded = R"lua(
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', unpack(ARGV, 5))
-redis.call('SPUBLISH', ARGV[3], ARGV[4])
-return 1
-)lua";
-
-// KEYS: owner, snapshot. ARGV: token, then the snapshot's field/value pairs.
-// If `token` holds the lease: replaces the snapshot, returns 1. Returns 0 (fenced) else.
+// KEYS: owner, snapshot. ARGV: token, then the snapshot's field/value pairs (one of them
+// `version`). If `token` holds the lease: replaces the snapshot and returns 1, or keeps a
+// stored one of a later version (a replayed or redirected save arriving after a newer
+// one) and returns 1 too. Returns 0 (fenced) when another token holds the lease, -1 when
+// nobody does. Every snapshot has the same fields, so HSET replaces them all (a DEL first
+// would leave the key missing for a moment, which a migrating slot refuses in a script).
 inline constexpr std::string_view kSaveSnapshot = R"lua(
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
+local owner = redis.call('GET', KEYS[1])
+if owner ~= ARGV[1] then return owner and 0 or -1 end
+local stored = tonumber(redis.call('HGET', KEYS[2], 'version'))
+for i = 2, #ARGV - 1, 2 do
+  if ARGV[i] == 'version' and stored and stored > tonumber(ARGV[i + 1]) then return 1 end
+end
 redis.call('HSET', KEYS[2], unpack(ARGV, 2))
 return 1
 )lua";
@@ -63,15 +99,8 @@ inline constexpr std::string_view kLoad = R"lua(
 return {redis.call('HGETALL', KEYS[1]), redis.call('XRANGE', KEYS[2], '-', '+')}
 )lua";
 
-enum Script {
-  kClaimScript,
-  kReleaseScript,
-  kAppendScript,
-  kSaveSnapshotScript,
-  kLoadScript,
-  kAppendShardedScript
-};
-inline constexpr std::array<std::string_view, 6> kAll = {kClaim,        kRelease, kAppend,
-                                                         kSaveSnapshot, kLoad,    kAppendSharded};
+enum Script { kClaimScript, kReleaseScript, kAppendScript, kSaveSnapshotScript, kLoadScript };
+inline constexpr std::array<std::string_view, 5> kAll = {kClaim, kRelease, kAppend, kSaveSnapshot,
+                                                         kLoad};
 
 }  // namespace kasagi::broker::scripts

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <stdexcept>
+#include "protocol/percent_decode.hpp"
 
 namespace kasagi::broker {
 namespace {
@@ -17,22 +18,11 @@ bool parse_number(std::string_view s, T& out) {
   return !s.empty() && ec == std::errc() && end == s.data() + s.size();
 }
 
-// Decodes %XX escapes; returns false for a malformed one.
+// Decodes %XX escapes into `out`; returns false for a malformed one.
 bool percent_decode(std::string_view in, std::string& out) {
-  out.clear();
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    unsigned byte = 0;
-    if (i + 2 >= in.size()) return false;
-    auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, byte, 16);
-    if (ec != std::errc() || end != in.data() + i + 3) return false;
-    out += static_cast<char>(byte);
-    i += 2;
-  }
-  return true;
+  auto decoded = protocol::percent_decode(in);
+  if (decoded) out = std::move(*decoded);
+  return decoded.has_value();
 }
 
 }  // namespace

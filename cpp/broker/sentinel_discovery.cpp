@@ -110,7 +110,8 @@ void SentinelDiscovery::watch(std::size_t i) {
     if (*alive) nodes_[i].watcher.reset();  // the next question reopens it
   };
   node.watcher = SubscriberConnection::open(
-      io_, *node.endpoint, {.connected = {}, .lost = forget, .push = on_message});
+      io_, *node.endpoint, timeout_,
+      {.connected = {}, .lost = forget, .push = on_message, .refused = {}});
   if (!settings_.password.empty()) {
     node.watcher->command({"AUTH", settings_.password}, [](const redisReply*) {});
   }

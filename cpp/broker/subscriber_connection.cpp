@@ -2,6 +2,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
+#include <cctype>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -22,10 +24,27 @@ bool is_event(const redisReply& r) {
   return false;
 }
 
+std::string_view text(const redisReply& r) {
+  return r.type == REDIS_REPLY_STRING ? std::string_view(r.str, r.len) : std::string_view{};
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
 }  // namespace
 
-SubscriberConnection::SubscriberConnection(boost::asio::io_context& io, Handlers handlers)
-    : io_(io), socket_(io), handlers_(std::move(handlers)), reader_(redisReaderCreate()) {}
+SubscriberConnection::SubscriberConnection(boost::asio::io_context& io, Clock::duration timeout,
+                                           Handlers handlers)
+    : io_(io),
+      socket_(io),
+      watchdog_(io),
+      timeout_(timeout),
+      handlers_(std::move(handlers)),
+      reader_(redisReaderCreate()) {}
 
 SubscriberConnection::~SubscriberConnection() {
   if (reader_ != nullptr) redisReaderFree(reader_);
@@ -33,8 +52,9 @@ SubscriberConnection::~SubscriberConnection() {
 
 std::shared_ptr<SubscriberConnection> SubscriberConnection::open(
     boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint,
-    Handlers handlers) {
-  std::shared_ptr<SubscriberConnection> conn(new SubscriberConnection(io, std::move(handlers)));
+    Clock::duration timeout, Handlers handlers) {
+  std::shared_ptr<SubscriberConnection> conn(
+      new SubscriberConnection(io, timeout, std::move(handlers)));
   if (conn->reader_ == nullptr) {
     boost::asio::post(io, [conn] { conn->fail("out of memory"); });
     return conn;
@@ -45,9 +65,11 @@ std::shared_ptr<SubscriberConnection> SubscriberConnection::open(
     boost::system::error_code ignored;
     conn->socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
     conn->connected_ = true;
+    conn->progress_ = Clock::now();  // what was queued before is due from now on
     if (conn->handlers_.connected) conn->handlers_.connected();
     conn->write_next();
     conn->read_next();
+    conn->arm_watchdog();
   });
   return conn;
 }
@@ -57,19 +79,22 @@ void SubscriberConnection::command(const std::vector<std::string_view>& args, On
     boost::asio::post(io_, [done = std::move(done)] { done(nullptr); });
     return;
   }
-  pending_.push_back(std::move(done));
-  send(args);
+  send(args, {.done = std::move(done), .kind = {}, .channel = {}, .sent = Clock::now()});
 }
 
 void SubscriberConnection::subscribe(std::string_view channel, bool sharded) {
-  send({sharded ? "SSUBSCRIBE" : "SUBSCRIBE", channel});
+  const std::string_view verb = sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
+  send({verb, channel},
+       {.done = {}, .kind = lower(verb), .channel = std::string(channel), .sent = Clock::now()});
 }
 
 void SubscriberConnection::unsubscribe(std::string_view channel, bool sharded) {
-  send({sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel});
+  const std::string_view verb = sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE";
+  send({verb, channel},
+       {.done = {}, .kind = lower(verb), .channel = std::string(channel), .sent = Clock::now()});
 }
 
-void SubscriberConnection::send(const std::vector<std::string_view>& args) {
+void SubscriberConnection::send(const std::vector<std::string_view>& args, Pending pending) {
   if (closed_) return;
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
@@ -83,7 +108,9 @@ void SubscriberConnection::send(const std::vector<std::string_view>& args) {
   if (len < 0) return fail("out of memory");
   out_.emplace_back(cmd, static_cast<std::size_t>(len));
   redisFreeCommand(cmd);
+  pending_.push_back(std::move(pending));
   write_next();
+  arm_watchdog();
 }
 
 void SubscriberConnection::write_next() {
@@ -126,13 +153,49 @@ void SubscriberConnection::read_next() {
       });
 }
 
+// Replies come in command order, so the oldest pending command is the one answered: by the
+// confirmation of its kind and channel, or by a non-event reply. Any other event is the
+// server's own (a message, or a subscription it dropped).
 void SubscriberConnection::dispatch(const redisReply& reply) {
-  if (!is_event(reply) && !pending_.empty()) {
-    auto done = std::move(pending_.front());
-    pending_.pop_front();
-    return done(&reply);
+  if (is_event(reply)) {
+    if (!pending_.empty() && !pending_.front().kind.empty() && reply.elements >= 2 &&
+        text(*reply.element[0]) == pending_.front().kind &&
+        text(*reply.element[1]) == pending_.front().channel) {
+      replied();
+    }
+    if (handlers_.push) handlers_.push(&reply);
+    return;
   }
-  if (handlers_.push) handlers_.push(&reply);
+  if (pending_.empty()) {
+    if (handlers_.push) handlers_.push(&reply);
+    return;
+  }
+  Pending p = std::move(pending_.front());
+  replied();
+  if (p.done) return p.done(&reply);
+  if (reply.type == REDIS_REPLY_ERROR && handlers_.refused) {
+    handlers_.refused(p.channel, std::string_view(reply.str, reply.len));
+  }
+}
+
+void SubscriberConnection::replied() {
+  pending_.pop_front();
+  progress_ = Clock::now();
+}
+
+// The watchdog runs while commands are pending on a connected socket: the connection is
+// stuck when the oldest one has waited `timeout` since it was sent or since the last reply.
+void SubscriberConnection::arm_watchdog() {
+  if (watchdog_armed_ || pending_.empty() || !connected_ || closed_) return;
+  watchdog_armed_ = true;
+  watchdog_.expires_at(std::max(progress_, pending_.front().sent) + timeout_);
+  watchdog_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    self->watchdog_armed_ = false;
+    if (ec || self->closed_ || self->pending_.empty()) return;
+    const auto due = std::max(self->progress_, self->pending_.front().sent) + self->timeout_;
+    if (Clock::now() >= due) return self->fail("no reply in time");
+    self->arm_watchdog();
+  });
 }
 
 void SubscriberConnection::fail(const std::string& why) {
@@ -140,6 +203,7 @@ void SubscriberConnection::fail(const std::string& why) {
   closed_ = true;
   boost::system::error_code ignored;
   socket_.close(ignored);
+  watchdog_.cancel();
   drop_pending();
   if (handlers_.lost) boost::asio::post(io_, [lost = handlers_.lost, why] { lost(why); });
 }
@@ -149,13 +213,16 @@ void SubscriberConnection::close() {
   closed_ = true;
   boost::system::error_code ignored;
   socket_.close(ignored);
+  watchdog_.cancel();
   drop_pending();
 }
 
 void SubscriberConnection::drop_pending() {
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& done : pending) boost::asio::post(io_, [done = std::move(done)] { done(nullptr); });
+  for (auto& p : pending) {
+    if (p.done) boost::asio::post(io_, [done = std::move(p.done)] { done(nullptr); });
+  }
 }
 
 }  // namespace kasagi::broker

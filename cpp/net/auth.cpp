@@ -1,6 +1,8 @@
 #include "net/auth.hpp"
 
+#include <algorithm>
 #include <boost/beast/core/string.hpp>
+#include "protocol/percent_decode.hpp"
 
 namespace kasagi::net {
 
@@ -8,30 +10,13 @@ namespace http = boost::beast::http;
 
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes a query value ('+' is a space there). Malformed escapes stay as they are:
-// the token check refuses the result anyway.
-std::string percent_decode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size()) {
-      const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(in[i] == '+' ? ' ' : in[i]);
-  }
-  return out;
+// A query value ('+' is a space there). A malformed escape leaves the value as it is: the
+// token check refuses the result anyway.
+std::string query_value(std::string_view in) {
+  std::string spaced(in);
+  std::replace(spaced.begin(), spaced.end(), '+', ' ');
+  auto decoded = protocol::percent_decode(spaced);
+  return decoded ? std::move(*decoded) : spaced;
 }
 
 // The value of query parameter `name` in `target` ("/sync?a=1&token=x"), or "".
@@ -43,7 +28,7 @@ std::string query_parameter(std::string_view target, std::string_view name) {
     const auto amp = query.find('&');
     const auto pair = query.substr(0, amp);
     const auto eq = pair.find('=');
-    if (eq != pair.npos && pair.substr(0, eq) == name) return percent_decode(pair.substr(eq + 1));
+    if (eq != pair.npos && pair.substr(0, eq) == name) return query_value(pair.substr(eq + 1));
     if (amp == query.npos) break;
     query.remove_prefix(amp + 1);
   }

@@ -18,6 +18,7 @@
 #include "net/static_files.hpp"
 #include "room/registry.hpp"
 #include "telemetry/metrics.hpp"
+#include "telemetry/trace_file.hpp"
 
 namespace boost::asio::ssl {
 class context;
@@ -75,6 +76,10 @@ struct Context {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::atomic<bool> draining{false};
   std::optional<StaticFiles> static_files;  // static_dir's files; none when it is not set
+  // Where the deltas of rooms matching trace_rooms (globs; empty: all) are recorded; null:
+  // nowhere (telemetry/trace_file.hpp).
+  std::shared_ptr<trace::TraceFile> trace;
+  std::vector<std::string> trace_rooms;
 
   // Set by the server before it listens (docs/security.md).
   std::shared_ptr<const JwtVerifier> jwt;          // null: no token required

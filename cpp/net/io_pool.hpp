@@ -1,7 +1,8 @@
-// One io_context per I/O thread. Each connection and each room lives on one of them for
-// its whole life, so its handlers always run on the same thread, in order: the context's
-// own executor serializes them without a strand's lock. A message crosses threads only
-// when a connection and its room were placed on different contexts.
+// One io_context per I/O thread. Each room lives on one of them for its whole life, and so
+// does each connection once it has joined its first room (WsSession moves it onto that
+// room's context), so their handlers always run on the same thread, in order: the
+// context's own executor serializes them without a strand's lock. A message crosses
+// threads only when a connection is in rooms of different contexts.
 //
 // Why not one io_context run by N threads: every post then may wake another thread (a
 // condition variable and an epoll interrupt per message), which measured as about a quarter
@@ -22,12 +23,29 @@ class IoPool {
 
   explicit IoPool(std::size_t threads) {
     for (std::size_t i = 0; i < threads; ++i) {
-      contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+      contexts_.push_back(std::make_unique<Context>(1));
       guards_.emplace_back(contexts_.back()->get_executor());
     }
   }
 
+  // A connection moved to another context keeps objects registered with the first one
+  // (Beast's per-context stream registry, an unused timer): every context's handlers, and
+  // with them the connections, are destroyed before any context is.
+  ~IoPool() {
+    for (auto& c : contexts_) c->shutdown();
+  }
+  IoPool(const IoPool&) = delete;
+  IoPool& operator=(const IoPool&) = delete;
+
   std::size_t size() const { return contexts_.size(); }
+
+  // Whether `c` is one of this pool's contexts.
+  bool owns(const boost::asio::io_context& c) const {
+    for (const auto& mine : contexts_) {
+      if (mine.get() == &c) return true;
+    }
+    return false;
+  }
   boost::asio::io_context& context(std::size_t i) { return *contexts_[i]; }
 
   // The executor for a new connection or room: round robin over the contexts.
@@ -43,7 +61,14 @@ class IoPool {
   }
 
  private:
-  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  // An io_context whose services can be shut down ahead of its destruction (which shuts
+  // them down again, harmlessly).
+  struct Context : boost::asio::io_context {
+    using boost::asio::io_context::io_context;
+    using boost::asio::execution_context::shutdown;
+  };
+
+  std::vector<std::unique_ptr<Context>> contexts_;
   std::vector<boost::asio::executor_work_guard<Executor>> guards_;
   std::atomic<std::size_t> next_{0};
 };

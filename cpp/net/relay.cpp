@@ -50,6 +50,13 @@ void Relay::forward(std::uint64_t conn, InputOp op, const Message* msg) {
   out.conn = conn;
   out.op = op;
   if (msg) out.frame = protocol::encode(Format::msgpack, *msg);
+  if (op == InputOp::join) {
+    auto it = by_conn_.find(conn);
+    if (it != by_conn_.end() && it->second.member) {
+      const auto& claims = it->second.member->identity().claims;
+      if (!claims.empty()) out.claims = protocol::encode_value(claims);
+    }
+  }
   broker_->publish(room_id_, broker::encode(out));
 }
 
@@ -84,7 +91,7 @@ void Relay::leave(const room::MemberPtr& m, const Message& msg, room::Clock::tim
   forward(it->second, InputOp::leave, &msg);  // the authority answers, then removes it
 }
 
-void Relay::update(const room::MemberPtr& m, const Message& msg, room::Clock::time_point) {
+void Relay::update(const room::MemberPtr& m, Message&& msg, room::Clock::time_point) {
   auto it = conn_by_member_.find(m.get());
   if (it == conn_by_member_.end()) return;
   forward(it->second, InputOp::update, &msg);
@@ -137,20 +144,30 @@ void Relay::on_channel(const ChannelMessage& msg) {
   switch (msg.kind) {
     case ChannelKind::delta: {
       if (msg.from != authority_) return;  // a deposed authority's last words
-      auto decoded = protocol::decode(Format::msgpack, msg.frame);
-      auto* delta = std::get_if<Message>(&decoded);
-      if (!delta) return;
+      // The frame is what MessagePack members get as it is: it is decoded (once) only when
+      // a JSON member needs it re-encoded.
+      std::optional<Message> delta;
+      bool decoded = false;
       room::Frame frames[2];
       frames[static_cast<int>(Format::msgpack)] = std::make_shared<const std::string>(msg.frame);
+      std::size_t sent = 0, bytes = 0;
       for (auto& [conn, l] : by_conn_) {
         if (!l.attached) continue;
         auto& frame = frames[static_cast<int>(l.member->format())];
         if (!frame) {
+          if (!decoded) {
+            decoded = true;
+            auto result = protocol::decode(Format::msgpack, msg.frame);
+            if (auto* m = std::get_if<Message>(&result)) delta = std::move(*m);
+          }
+          if (!delta) continue;  // the authority encoded it: not expected
           frame = std::make_shared<const std::string>(protocol::encode(l.member->format(), *delta));
         }
-        metrics_.count_out(Type::delta_update, frame->size());
+        ++sent;
+        bytes += frame->size();
         l.member->send({frame, Type::delta_update, room_uid_});
       }
+      if (sent) metrics_.count_out(Type::delta_update, bytes, sent);
       return;
     }
     case ChannelKind::to_member: {

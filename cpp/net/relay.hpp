@@ -41,7 +41,7 @@ class Relay final : public room::Inbox {
 
   void join(const room::MemberPtr& m, const protocol::Message& msg, room::Clock::time_point now) override;
   void leave(const room::MemberPtr& m, const protocol::Message& msg, room::Clock::time_point now) override;
-  void update(const room::MemberPtr& m, const protocol::Message& msg, room::Clock::time_point now) override;
+  void update(const room::MemberPtr& m, protocol::Message&& msg, room::Clock::time_point now) override;
   void resync(const room::MemberPtr& m, const protocol::Message& msg, room::Clock::time_point now) override;
   void resync_slow_member(const room::MemberPtr& m, room::Clock::time_point now) override;
   void detach(const room::MemberPtr& m, room::Clock::time_point now) override;
@@ -76,6 +76,8 @@ class Relay final : public room::Inbox {
   };
 
   std::uint64_t conn_of(const room::MemberPtr& m);
+  // A join carries the member's verified claims (every join, so that a new authority
+  // learns them from the rejoin).
   void forward(std::uint64_t conn, broker::InputOp op, const protocol::Message* msg);
   void send_join(std::uint64_t conn, Local& l, room::Clock::time_point now);
   void deliver(Local& l, const std::string& msgpack, const protocol::Message& decoded);

@@ -23,6 +23,10 @@ class RemoteMember final : public room::Member {
         on_removed_(std::move(on_removed)) {}
 
   const std::string& instance() const { return instance_; }
+
+  // Who the relay says is behind the connection (its join's claims, verified there).
+  const room::Identity& identity() const override { return identity_; }
+  void set_identity(room::Identity identity) { identity_ = std::move(identity); }
   std::uint64_t conn() const { return conn_; }
 
   protocol::Format format() const override { return protocol::Format::msgpack; }
@@ -54,6 +58,7 @@ class RemoteMember final : public room::Member {
   std::string instance_;
   std::uint64_t conn_;
   std::function<void()> on_removed_;
+  room::Identity identity_;  // anonymous until a join brings claims
 };
 
 }  // namespace kasagi::net

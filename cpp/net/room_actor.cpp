@@ -1,8 +1,11 @@
 #include "net/room_actor.hpp"
 
+#include <algorithm>
+
 #include "broker/channel_message.hpp"
 #include "net/context.hpp"
 #include "protocol/codec.hpp"
+#include "room/identity.hpp"
 #include "room/random_id.hpp"
 #include "state/merge_patch.hpp"
 #include "telemetry/log.hpp"
@@ -30,7 +33,7 @@ class Refuser final : public room::Inbox {
     refuse(m, msg);
   }
   void leave(const room::MemberPtr& m, const Message& msg, Clock::time_point) override { refuse(m, msg); }
-  void update(const room::MemberPtr& m, const Message& msg, Clock::time_point) override { refuse(m, msg); }
+  void update(const room::MemberPtr& m, Message&& msg, Clock::time_point) override { refuse(m, msg); }
   void resync(const room::MemberPtr& m, const Message& msg, Clock::time_point) override { refuse(m, msg); }
   void resync_slow_member(const room::MemberPtr&, Clock::time_point) override {}
   void detach(const room::MemberPtr&, Clock::time_point) override {}
@@ -105,10 +108,18 @@ void RoomActor::make_room(Clock::time_point now) {
   if (type_) room_->set_type_name(type_->name);
 }
 
+void RoomActor::start_trace() {
+  if (!ctx_.trace || !room_) return;
+  const bool wanted = ctx_.trace_rooms.empty() ||
+                      std::any_of(ctx_.trace_rooms.begin(), ctx_.trace_rooms.end(),
+                                  [this](const auto& p) { return room::glob_match(p, id_); });
+  if (wanted) room_->set_trace(ctx_.trace);
+}
+
 // On the room's thread: with hooks, that is a hook thread, where the GIL may be taken.
 void RoomActor::start_hooks(Clock::time_point now) {
   if (!type_ || !type_->make_hooks || !room_) return;
-  room_->set_hooks(type_->make_hooks(id_), type_->name, now);
+  room_->set_hooks(type_->make_hooks(id_), type_->name, type_->tick_rate, now);
 }
 
 void RoomActor::stop_hooks(Clock::time_point now) {
@@ -133,6 +144,7 @@ auto RoomActor::on_own_thread(F f) {
 void RoomActor::start() {
   if (!broker_) {  // a lone server: the room is ours alone, from the start
     make_room(Clock::now());
+    start_trace();
     role_ = Role::authority;
     if (type_ && type_->make_hooks) {
       // Not here (a session's thread, under the registry's lock): on the room's own thread,
@@ -324,6 +336,7 @@ void RoomActor::on_loaded(Status status, broker::RoomLog log) {
               std::to_string(replayed) + " log entries after the snapshot)");
   }
   room_->set_link(this);
+  start_trace();     // after restore: the recording starts from the recovered state
   start_hooks(now);  // after restore: on_create sees the recovered state
   log_intact_ = true;
   repairing_ = false;
@@ -506,10 +519,18 @@ void RoomActor::on_input(const ChannelMessage& msg) {
   auto decoded = protocol::decode(protocol::Format::msgpack, msg.frame);
   auto* m = std::get_if<Message>(&decoded);
   if (!m) return;  // the relay's own session validated it: not expected
+  if (msg.op == InputOp::join && !msg.claims.empty()) {
+    // Verified by the relay's instance (broker/channel_message.hpp, "Trust"); read the same
+    // way as there, so a claim it accepted is accepted here.
+    auto claims = protocol::decode_value(msg.claims);
+    if (!claims || !claims->is_object()) return;
+    auto identity = room::Identity::from_claims(std::move(claims->as_object()));
+    if (auto* id = std::get_if<room::Identity>(&identity)) member->set_identity(std::move(*id));
+  }
   switch (msg.op) {
     case InputOp::join: return room_->join(member, *m, now);
     case InputOp::leave: return room_->leave(member, *m, now);
-    case InputOp::update: return room_->update(member, *m, now);
+    case InputOp::update: return room_->update(member, std::move(*m), now);
     case InputOp::resync: return room_->resync(member, *m, now);
     default: return;
   }

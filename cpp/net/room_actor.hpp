@@ -55,6 +55,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
 
   const std::string& id() const { return id_; }
   std::uint64_t uid() const { return uid_; }
+  Executor executor() const { return executor_; }  // the room's thread
 
   // Joins promised by Registry::acquire and not yet run (see room/registry.hpp).
   std::atomic<int> pending_joins{0};
@@ -100,6 +101,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   void run_waiting();
   void make_room(room::Clock::time_point now);  // room_, without its hooks yet
   void start_hooks(room::Clock::time_point now);
+  void start_trace();  // records room_'s deltas if the server traces this room
   void stop_hooks(room::Clock::time_point now);
 
   // Authority side

@@ -5,38 +5,13 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include "protocol/percent_decode.hpp"
 
 namespace kasagi::net {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Returns the path with its %XX escapes decoded, or nullopt when an escape is malformed.
-// Decoding comes before any check, so "%2e%2e" is refused exactly like "..".
-std::optional<std::string> percent_decode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    if (i + 2 >= in.size()) return std::nullopt;
-    const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out += static_cast<char>(hi * 16 + lo);
-    i += 2;
-  }
-  return out;
-}
 
 // True when `file` is `root` or below it (both canonical).
 bool inside(const fs::path& root, const fs::path& file) {
@@ -54,7 +29,8 @@ StaticFiles::StaticFiles(const fs::path& root) {
 }
 
 StaticFiles::Lookup StaticFiles::lookup(std::string_view path) const {
-  const auto decoded = percent_decode(path);
+  // Decoding comes before any check, so "%2e%2e" is refused exactly like "..".
+  const auto decoded = protocol::percent_decode(path);
   if (!decoded || decoded->empty() || decoded->front() != '/') return {Outcome::bad_target, {}, {}};
   fs::path relative;
   bool hidden = false;

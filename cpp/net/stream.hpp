@@ -12,6 +12,8 @@
 #include <memory>
 #include <utility>
 #include <variant>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -38,6 +40,30 @@ class Stream {
   Tcp& next_layer() {
     if (auto* tcp = std::get_if<Tcp>(&s_)) return *tcp;
     return std::get<Tls>(s_).next_layer();
+  }
+
+  // Moves a plain TCP connection onto `ctx`: from now on its operations complete on the
+  // thread that runs `ctx`. Call only while no operation is pending on it. Returns false,
+  // changing nothing, for TLS (its stream keeps timers of its own on the old context) or
+  // when the socket cannot be handed over.
+  bool move_to(boost::asio::io_context& ctx) {
+    auto* tcp = std::get_if<Tcp>(&s_);
+    if (!tcp) return false;
+    auto& old = tcp->socket();
+    boost::system::error_code ec;
+    const auto protocol = old.local_endpoint(ec).protocol();
+    if (ec) return false;
+    const auto fd = old.release(ec);  // leaves the old context's reactor, stays open
+    if (ec) return false;
+    boost::asio::ip::tcp::socket moved(ctx);
+    moved.assign(protocol, fd, ec);
+    if (ec) {
+      old.assign(protocol, fd, ec);  // back where it was (or closed by the failure)
+      return false;
+    }
+    s_.emplace<Tcp>(std::move(moved));
+    if (read_wait_) read_wait_ = std::make_unique<boost::asio::steady_timer>(get_executor());
+    return true;
   }
 
   // The server side of the TLS handshake. Only for a TLS stream.

@@ -27,6 +27,10 @@ constexpr std::chrono::seconds kCloseTimeout{2};
 // holds at most max_message_bytes / kSmallPiece of them.
 constexpr std::size_t kSmallPiece = 64;
 
+asio::io_context& context_of(const Stream::executor_type& ex) {
+  return static_cast<asio::io_context&>(asio::query(ex, asio::execution::context));
+}
+
 std::uint64_t now_ms() {
   using namespace std::chrono;
   return static_cast<std::uint64_t>(
@@ -39,7 +43,9 @@ WsSession::WsSession(Stream&& stream, IpLimits::Lease lease, Context& ctx,
     : ws_(std::move(stream)),
       lease_(std::move(lease)),
       identity_(std::move(identity)),
+      home_(&context_of(ws_.get_executor())),
       close_timer_(ws_.get_executor()),
+      idle_timer_(ws_.get_executor()),
       ctx_(ctx),
       format_(format),
       offered_subprotocol_(offered_subprotocol),
@@ -55,6 +61,75 @@ WsSession::~WsSession() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Home thread
+
+template <class F>
+void WsSession::post_home(F f) {
+  asio::post(*home_.load(std::memory_order_acquire),
+             [self = shared_from_this(), f = std::move(f)]() mutable {
+               // Posted just before the session moved: follow it.
+               if (!self->at_home()) return self->post_home(std::move(f));
+               f();
+             });
+}
+
+bool WsSession::at_home() const {
+  return home_.load(std::memory_order_acquire)->get_executor().running_in_this_thread();
+}
+
+// Called while the first JOIN_ROOM is dispatched: no read is pending (on_read is running),
+// no room knows the session yet, so nothing but close() can be on its way to the old home.
+// A write or ping in flight, or TLS, keeps the connection where it is.
+void WsSession::move_to(const RoomActor& actor) {
+  placed_ = true;
+  auto& target = actor.executor().context();
+  if (&target == home_.load(std::memory_order_relaxed) || !ctx_.pool.owns(target) ||
+      writing_ || ping_in_flight_ || closing_ || finished_) {
+    return;
+  }
+  if (!ws_.next_layer().move_to(target)) return;
+  home_.store(&target, std::memory_order_release);
+  // Neither timer is armed but the idle one, whose cancelled wait ends on the old thread
+  // without touching the session.
+  close_timer_ = asio::steady_timer(target.get_executor());
+  idle_timer_ = asio::steady_timer(target.get_executor());
+  arm_idle();
+}
+
+// ---------------------------------------------------------------------------------------
+// Idle connections
+
+void WsSession::arm_idle() {
+  const auto idle = ctx_.settings.idle_timeout;
+  if (idle.count() <= 0 || finished_) return;
+  idle_timer_.expires_at(last_heard_ + (pinged_ ? idle : idle / 2));
+  idle_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (ec) return;
+    if (!self->at_home()) return self->post_home([self] { self->on_idle(); });
+    self->on_idle();
+  });
+}
+
+void WsSession::on_idle() {
+  if (finished_) return;
+  const auto idle = ctx_.settings.idle_timeout;
+  const auto silent = std::chrono::steady_clock::now() - last_heard_;
+  if (pinged_ && silent >= idle) {
+    beast::error_code ec;  // the pending read fails: finish()
+    beast::get_lowest_layer(ws_).socket().close(ec);
+    return;
+  }
+  if (!pinged_ && silent >= idle / 2 && !closing_ && !ping_in_flight_) {
+    pinged_ = true;
+    ping_in_flight_ = true;
+    ws_.async_ping({}, [self = shared_from_this()](beast::error_code) {
+      self->ping_in_flight_ = false;
+    });
+  }
+  arm_idle();
+}
+
+// ---------------------------------------------------------------------------------------
 // Handshake and reading
 
 void WsSession::run(Request req) {
@@ -63,9 +138,9 @@ void WsSession::run(Request req) {
     ctx_.sessions[this] = weak_from_this();
   }
   const auto& s = ctx_.settings;
-  websocket::stream_base::timeout timeouts{s.handshake_timeout, s.idle_timeout,
-                                           /*keep_alive_pings=*/true};
-  ws_.set_option(timeouts);
+  websocket::stream_base::timeout timeouts{s.handshake_timeout, websocket::stream_base::none(),
+                                           /*keep_alive_pings=*/false};
+  ws_.set_option(timeouts);  // after the handshake, the idle timer is ours (arm_idle)
   ws_.read_message_max(s.max_frame_bytes);  // larger frames close the connection with 1009
   ws_.auto_fragment(false);
   ws_.next_layer().limit_reads(s.read_bytes_per_second);
@@ -86,6 +161,15 @@ void WsSession::run(Request req) {
 void WsSession::on_accept(beast::error_code ec) {
   if (ec) return finish();
   open_ = true;
+  // Beast's timer is off from now on: close_timer_ bounds the closing handshake.
+  ws_.set_option(websocket::stream_base::timeout{websocket::stream_base::none(),
+                                                 websocket::stream_base::none(), false});
+  ws_.control_callback([this](websocket::frame_type, beast::string_view) {
+    last_heard_ = std::chrono::steady_clock::now();  // pings and pongs count as heard
+    pinged_ = false;
+  });
+  last_heard_ = std::chrono::steady_clock::now();
+  arm_idle();
   if (closing_ || ctx_.draining.load()) {  // drain or stop began during the handshake
     closing_ = false;
     start_close(websocket::close_code::going_away, "going away");
@@ -102,6 +186,8 @@ void WsSession::do_read() {
 void WsSession::on_read(beast::error_code ec, std::size_t bytes) {
   if (ec) return finish();  // closed, timed out, or too big (Beast has sent 1009)
   if (closing_) return;     // Beast's close reads on (discarding) until the peer's close frame
+  last_heard_ = std::chrono::steady_clock::now();
+  pinged_ = false;
   if (!ws_.is_message_done()) {
     // Tiny fragments cost work per fragment while no message arrives to be rate-limited.
     if (bytes < kSmallPiece && ++small_pieces_ > ctx_.settings.max_fragments) {
@@ -211,6 +297,7 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
           return reply_error(ErrorCode::unavailable, "server has reached its maximum of rooms",
                              msg.room_id, msg.request_id);
         }
+        if (!placed_) move_to(*actor);
         rooms_.emplace(msg.room_id, Membership{actor, actor->uid()});
       }
       RoomActor* raw = actor.get();
@@ -234,10 +321,10 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
       }
       auto actor = it->second.actor;
       if (msg.type == Type::leave_room) rooms_.erase(it);
-      actor->post([self, m = std::move(msg)](room::Inbox& r, room::Clock::time_point now) {
+      actor->post([self, m = std::move(msg)](room::Inbox& r, room::Clock::time_point now) mutable {
         switch (m.type) {
           case Type::leave_room: r.leave(self, m, now); break;
-          case Type::state_update: r.update(self, m, now); break;
+          case Type::state_update: r.update(self, std::move(m), now); break;
           default: r.resync(self, m, now); break;
         }
       });
@@ -264,10 +351,10 @@ void WsSession::reply_error(ErrorCode code, std::string_view text, std::string_v
 }
 
 void WsSession::removed_from_room(std::uint64_t room_uid, const std::string& room_id) {
-  asio::post(ws_.get_executor(), [self = shared_from_this(), room_uid, room_id] {
-    auto it = self->rooms_.find(room_id);
-    if (it != self->rooms_.end() && it->second.uid == room_uid) self->rooms_.erase(it);
-    self->awaiting_full_state_.erase(room_uid);
+  post_home([this, room_uid, room_id] {
+    auto it = rooms_.find(room_id);
+    if (it != rooms_.end() && it->second.uid == room_uid) rooms_.erase(it);
+    awaiting_full_state_.erase(room_uid);
   });
 }
 
@@ -275,9 +362,7 @@ void WsSession::removed_from_room(std::uint64_t room_uid, const std::string& roo
 // Writing
 
 void WsSession::send(room::Outgoing frame) {
-  asio::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(frame)]() mutable {
-    self->enqueue(std::move(f));
-  });
+  post_home([this, f = std::move(frame)]() mutable { enqueue(std::move(f)); });
 }
 
 void WsSession::enqueue(room::Outgoing&& frame) {
@@ -361,9 +446,7 @@ void WsSession::on_write(beast::error_code ec, std::size_t) {
 // Closing
 
 void WsSession::close(websocket::close_code code, std::string reason) {
-  asio::post(ws_.get_executor(), [self = shared_from_this(), code, r = std::move(reason)] {
-    self->start_close(code, r);
-  });
+  post_home([this, code, r = std::move(reason)] { start_close(code, r); });
 }
 
 void WsSession::start_close(websocket::close_code code, std::string reason) {
@@ -391,6 +474,7 @@ void WsSession::finish() {
   finished_ = true;
   open_ = false;
   close_timer_.cancel();
+  idle_timer_.cancel();
   queue_.clear();
   queued_bytes_ = 0;
   auto self = shared_from_this();

@@ -1,6 +1,12 @@
 // One WebSocket connection: reads frames, enforces the per-connection limits, decodes, and
 // posts each message to its room's thread. Sessions never touch room state. All of a
-// session's handlers run on the one I/O thread its socket was accepted onto.
+// session's handlers run on one I/O thread, its home: the one its socket was accepted onto
+// until it joins its first room, then that room's (a plain TCP connection moves there, so
+// its messages and its room's deltas stop crossing threads; TLS ones stay).
+//
+// Idle connections: silent for idle_timeout / 2, the session pings; silent for
+// idle_timeout, it is closed. The session's own timer does this, not Beast's, whose timer
+// would stay on the thread the connection was accepted onto.
 //
 // Output: one write in flight and a bounded queue of shared, immutable frames behind it.
 // Slow-consumer policy: when the queue would pass send_queue_max_bytes/messages, the
@@ -13,6 +19,7 @@
 // (1008), the message rate, max_message_bytes (TOO_LARGE). The connection's Identity (from
 // its token) decides which rooms it may join and whether it may write.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <memory>
@@ -59,6 +66,15 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
     std::uint64_t uid;
   };
 
+  // Runs f() on the session's home thread (from any thread).
+  template <class F>
+  void post_home(F f);
+  bool at_home() const;
+  // Moves the connection onto the thread of `actor`, the first room it joins, when it can.
+  void move_to(const RoomActor& actor);
+  void arm_idle();
+  void on_idle();
+
   void on_accept(boost::beast::error_code ec);
   void do_read();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
@@ -77,7 +93,13 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   boost::beast::websocket::stream<Stream> ws_;
   const IpLimits::Lease lease_;
   const room::Identity identity_;
+  std::atomic<boost::asio::io_context*> home_;  // whose thread runs this session's handlers
+  bool placed_ = false;                         // moved (or stayed) at its first join
   boost::asio::steady_timer close_timer_;  // bounds how long a close handshake may take
+  boost::asio::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_heard_;  // any frame from the peer
+  bool pinged_ = false;                               // since last_heard_
+  bool ping_in_flight_ = false;
   Context& ctx_;
   const protocol::Format format_;
   const bool offered_subprotocol_;

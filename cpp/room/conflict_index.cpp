@@ -5,9 +5,14 @@ namespace kasagi::room {
 void ConflictIndex::record(const std::vector<state::Path>& leaves, std::uint64_t version,
                            std::string_view writer) {
   for (const auto& leaf : leaves) {
-    auto& w = writes_[state::format_pointer(leaf)];
-    w.version = version;
-    w.writer.assign(writer);
+    // A key written before (the common case: players rewrite their own fields) costs no
+    // allocation: the pointer is built in key_'s buffer and looked up as it is.
+    key_.clear();
+    state::append_pointer(key_, leaf);
+    auto it = writes_.find(key_);
+    if (it == writes_.end()) it = writes_.try_emplace(key_).first;
+    it->second.version = version;
+    if (it->second.writer != writer) it->second.writer.assign(writer);
   }
   // Prune in batches so the cost is amortized O(1) per write.
   if (writes_.size() > 1024 && version > window_ &&

@@ -38,6 +38,7 @@ class ConflictIndex {
   std::uint32_t window_;
   std::uint64_t forgotten_up_to_ = 0;  // entries with version <= this were dropped
   std::map<std::string, Write, std::less<>> writes_;  // key: JSON Pointer of the leaf
+  std::string key_;  // record()'s scratch buffer
 };
 
 }  // namespace kasagi::room

@@ -16,7 +16,8 @@ class Inbox {
   virtual ~Inbox() = default;
   virtual void join(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) = 0;
   virtual void leave(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) = 0;
-  virtual void update(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) = 0;
+  // May take msg's payload (the room applies it without a copy).
+  virtual void update(const MemberPtr& m, protocol::Message&& msg, Clock::time_point now) = 0;
   virtual void resync(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) = 0;
   // The connection's send queue overflowed and was emptied: send it a fresh FULL_STATE.
   virtual void resync_slow_member(const MemberPtr& m, Clock::time_point now) = 0;

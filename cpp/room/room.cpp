@@ -87,6 +87,7 @@ void Room::broadcast(const Message& msg, const Member* except, Frame* frames) {
   Frame local[2];
   if (!frames) frames = local;
   const bool delta = msg.type == Type::delta_update;
+  std::size_t sent = 0, bytes = 0;  // counted once: the counters are shared by all threads
   for (auto& [pid, p] : players_) {
     if (!p.member || p.member.get() == except) continue;
     if (delta && p.member->remote()) continue;  // the RoomLink publishes it once for them
@@ -94,9 +95,11 @@ void Room::broadcast(const Message& msg, const Member* except, Frame* frames) {
     if (!frame) {
       frame = std::make_shared<const std::string>(protocol::encode(p.member->format(), msg));
     }
-    metrics_.count_out(msg.type, frame->size());
+    ++sent;
+    bytes += frame->size();
     p.member->send({frame, msg.type, uid_});
   }
+  if (sent) metrics_.count_out(msg.type, bytes, sent);
 }
 
 void Room::send_error(const MemberPtr& m, ErrorCode code, std::string_view text,
@@ -151,13 +154,13 @@ void Room::durable(std::uint64_t version) {
 
 Room::Player* Room::attached_player(const Member* m) {
   auto it = attached_.find(m);
-  return it == attached_.end() ? nullptr : &players_.at(it->second);
+  return it == attached_.end() ? nullptr : it->second;
 }
 
 void Room::attach(Player& p, const MemberPtr& m) {
   release(p);
   p.member = m;
-  attached_[m.get()] = p.id;
+  attached_[m.get()] = &p;
   // Members of other instances are counted there (by their relay).
   if (!m->remote()) metrics_.members.fetch_add(1, std::memory_order_relaxed);
 }
@@ -330,7 +333,7 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   send_full_state(added, now);
   if (ticking() && !next_hook_tick_) {
     last_hook_tick_ = now;
-    next_hook_tick_ = next_tick_boundary(now);
+    next_hook_tick_ = next_hook_tick(now);
   }
 
   Message joined;
@@ -353,7 +356,7 @@ void Room::leave(const MemberPtr& m, const Message& msg, Clock::time_point now) 
   m->removed_from_room(uid_, id_);
 }
 
-void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now) {
+void Room::update(const MemberPtr& m, Message&& msg, Clock::time_point now) {
   Player* p = attached_player(m.get());
   if (!p) {
     send_error(m, ErrorCode::not_in_room, "not in room " + id_, msg);
@@ -369,8 +372,8 @@ void Room::update(const MemberPtr& m, const Message& msg, Clock::time_point now)
     }
     target = std::move(*parsed);
   }
-  state::Value patch(*msg.payload);
-  if (msg.payload->empty() && location_exists(target)) {  // {} onto a map: nothing to do
+  state::Value patch(std::move(*msg.payload));  // taken, not copied (see Inbox::update)
+  if (patch.get_object().empty() && location_exists(target)) {  // {} onto a map: nothing to do
     if (msg.request_id) send_durable_ack(m, msg);
     return;
   }
@@ -500,8 +503,13 @@ const state::Value& Room::value_at(const state::Value& patch, const state::Path&
 // ---------------------------------------------------------------------------------------
 // Hooks and what they may do (RoomControl)
 
-void Room::set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name,
+void Room::set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name, double tick_rate,
                      Clock::time_point now) {
+  // A simulation needs a clock even when deltas leave at once (tick_rate 0).
+  constexpr double kSimulationRate = 20.0;
+  hook_tick_rate_ = tick_rate > 0 && tick_rate != settings_.tick_rate ? tick_rate
+                    : settings_.tick_rate > 0                         ? 0.0
+                                                                      : kSimulationRate;
   hooks_ = std::move(hooks);
   hook_mask_ = hooks_ ? hooks_->hooks() : 0;
   type_name_ = std::move(type_name);
@@ -512,7 +520,7 @@ void Room::set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name,
   }
   if (ticking()) {  // a recovered room has players already
     last_hook_tick_ = now;
-    next_hook_tick_ = next_tick_boundary(now);
+    next_hook_tick_ = next_hook_tick(now);
   }
 }
 
@@ -632,6 +640,12 @@ Clock::time_point Room::next_tick_boundary(Clock::time_point now) const {
          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(next));
 }
 
+Clock::time_point Room::next_hook_tick(Clock::time_point now) const {
+  if (hook_tick_rate_ <= 0) return next_tick_boundary(now);
+  return now + std::chrono::duration_cast<Clock::duration>(
+                   std::chrono::duration<double>(1.0 / hook_tick_rate_));
+}
+
 void Room::changed(Clock::time_point now) {
   if (settings_.tick_rate <= 0) {
     flush(now);
@@ -665,6 +679,14 @@ void Room::flush(Clock::time_point now) {
     }
     link_->on_delta(*delta, msgpack, created_sessions_);
   }
+  if (trace_) {  // both sizes, so a trace can compare the encodings
+    auto size_in = [&](protocol::Format f) {
+      auto& frame = entry.frames[static_cast<int>(f)];
+      if (!frame) frame = std::make_shared<const std::string>(protocol::encode(f, *delta));
+      return frame->size();
+    };
+    trace_->delta(*delta, size_in(protocol::Format::json), size_in(protocol::Format::msgpack));
+  }
   created_sessions_.clear();
   if (settings_.delta_history > 0) keep(std::move(entry));
   flushed_version_ = version_;
@@ -696,6 +718,11 @@ void Room::restore(state::Object state, std::uint64_t version, std::uint64_t tic
     by_token_[p.token] = p.id;
     players_.emplace(p.id, std::move(p));
   }
+}
+
+void Room::set_trace(std::shared_ptr<trace::TraceFile> trace) {
+  trace_ = std::move(trace);
+  if (trace_) trace_->state(id_, version_, tick_, epoch_, state_);
 }
 
 Sessions Room::sessions() const {
@@ -762,13 +789,14 @@ void Room::on_timer(Clock::time_point now) {
   } else if (next_hook_tick_ && now >= *next_hook_tick_) {
     const double dt = std::chrono::duration<double>(now - last_hook_tick_).count();
     last_hook_tick_ = now;
-    next_hook_tick_ = next_tick_boundary(now);  // a slow hook skips ticks; dt tells it
+    next_hook_tick_ = next_hook_tick(now);  // a slow hook skips ticks; dt tells it
     hook_now_ = now;
     {
       HookClock clock{metrics_};
       if (!hooks_->on_tick(*this, dt)) clock.failed();
     }
-    if (flush_due_) flush(now);  // this tick's changes, the hook's included, leave now
+    // At the room's own ticks, this tick's changes, the hook's included, leave now.
+    if (flush_due_ && hook_tick_rate_ <= 0) flush(now);
   }
   if (flush_due_ && now >= *flush_due_) flush(now);
   std::vector<std::string> expired;
@@ -781,6 +809,7 @@ void Room::on_timer(Clock::time_point now) {
 std::optional<Clock::time_point> Room::next_deadline() const {
   std::optional<Clock::time_point> next = flush_due_;
   if (ticking() && next_hook_tick_ && (!next || *next_hook_tick_ < *next)) next = next_hook_tick_;
+  if (attached_.size() == players_.size()) return next;  // nobody in a grace period
   for (const auto& [pid, p] : players_) {
     if (!p.member && (!next || p.grace_deadline < *next)) next = p.grace_deadline;
   }

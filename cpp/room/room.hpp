@@ -33,6 +33,7 @@
 #include "room/room_link.hpp"
 #include "room/settings.hpp"
 #include "state/delta_builder.hpp"
+#include "telemetry/trace_file.hpp"
 
 namespace kasagi::room {
 
@@ -56,7 +57,7 @@ class Room final : public Inbox, public RoomControl {
   // The client messages, each answered through Member::send.
   void join(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) override;
   void leave(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) override;
-  void update(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) override;
+  void update(const MemberPtr& m, protocol::Message&& msg, Clock::time_point now) override;
   void resync(const MemberPtr& m, const protocol::Message& msg, Clock::time_point now) override;
   void resync_slow_member(const MemberPtr& m, Clock::time_point now) override;
   void detach(const MemberPtr& m, Clock::time_point now) override;
@@ -69,6 +70,10 @@ class Room final : public Inbox, public RoomControl {
 
   // Deltas go to `link` too (nullptr: to members only).
   void set_link(RoomLink* link) { link_ = link; }
+
+  // Records this room's deltas in `trace` from now on, starting with its state (a replay's
+  // starting point). Call after restore().
+  void set_trace(std::shared_ptr<trace::TraceFile> trace);
 
   // Sends every pending change now (before a snapshot).
   void flush_now(Clock::time_point now) { flush(now); }
@@ -84,8 +89,10 @@ class Room final : public Inbox, public RoomControl {
   std::vector<std::pair<MemberPtr, std::string>> members() const;
 
   // Gives the room its type's hooks (`type_name` is what JOIN_ROOM's roomType must say, if
-  // it says anything) and calls on_create. Call once, before any join.
-  void set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name, Clock::time_point now);
+  // it says anything) and calls on_create. on_tick runs `tick_rate` times a second (0: at
+  // the room's ticks, or 20 Hz when the room sends at once). Call once, before any join.
+  void set_hooks(std::shared_ptr<RoomHooks> hooks, std::string type_name, double tick_rate,
+                 Clock::time_point now);
   void set_type_name(std::string type_name) { type_name_ = std::move(type_name); }
   // Calls on_dispose and drops the hooks: the room is going away here.
   void dispose_hooks(Clock::time_point now);
@@ -139,7 +146,8 @@ class Room final : public Inbox, public RoomControl {
   void send_durable_ack(const MemberPtr& m, const protocol::Message& cause);
   std::uint64_t tick_at(Clock::time_point now) const;
   bool wants(RoomHooks::Hook h) const { return hooks_ && (hook_mask_ & h); }
-  bool ticking() const { return wants(RoomHooks::tick) && settings_.tick_rate > 0 && !players_.empty(); }
+  bool ticking() const { return wants(RoomHooks::tick) && !players_.empty(); }
+  Clock::time_point next_hook_tick(Clock::time_point now) const;
   void hook_failed(const MemberPtr& m, std::string_view hook, const protocol::Message& cause);
   std::string write(const state::Path& path, const state::Value& value, bool merge);
   // Why a patch may not write `leaf` whoever writes it (too deep, a player entry itself).
@@ -168,6 +176,7 @@ class Room final : public Inbox, public RoomControl {
   std::deque<HistoryEntry> history_;
   std::size_t history_bytes_ = 0;  // sum of history_'s HistoryEntry::bytes
   RoomLink* link_ = nullptr;
+  std::shared_ptr<trace::TraceFile> trace_;  // null: not recorded
   Sessions created_sessions_;  // since the last delta
   struct PendingAck {
     MemberPtr member;
@@ -182,11 +191,14 @@ class Room final : public Inbox, public RoomControl {
   std::string type_name_;             // "" when the room has no type
   Clock::time_point hook_now_{};      // `now` of the call a hook runs in
   std::optional<Clock::time_point> next_hook_tick_;
+  double hook_tick_rate_ = 0;  // on_tick's own rate; 0: at the room's ticks
   Clock::time_point last_hook_tick_{};
 
   std::unordered_map<std::string, Player> players_;        // by playerId
   std::unordered_map<std::string, std::string> by_token_;  // sessionToken -> playerId
-  std::unordered_map<const Member*, std::string> attached_;  // connection -> playerId
+  // Connection -> its player in players_ (whose elements keep their address; a player
+  // is released, and so leaves this map, before it is erased).
+  std::unordered_map<const Member*, Player*> attached_;
 };
 
 }  // namespace kasagi::room

@@ -94,6 +94,7 @@ struct RoomType {
   std::vector<std::string> patterns;
   PathRules rules;
   std::function<std::shared_ptr<RoomHooks>(const std::string& room_id)> make_hooks;
+  double tick_rate = 0;  // on_tick calls per second; 0: the server's tick_rate (20 if that is 0)
 };
 
 }  // namespace kasagi::room

@@ -74,10 +74,15 @@ struct ServerConfig {
   double snapshot_interval = 10.0;     // seconds
   std::uint32_t ops_max_len = 1000;    // log entries kept per room
   double wait_timeout = 1.0;           // seconds (durability replicated)
+  double redis_replay_timeout = 5.0;   // seconds a lost connection's commands wait for the next
 
   // Lifecycle
   double drain_timeout = 5.0;          // seconds to wait for clients to close on shutdown
   std::string log_level = "info";      // debug, info, warning, error, off
+
+  // Tracing (docs/tracing.md)
+  std::string trace_file;              // deltas of traced rooms appended here; empty = off
+  std::vector<std::string> trace_rooms;  // room-id globs to trace; empty = every room
 };
 
 }  // namespace kasagi::server

@@ -135,6 +135,7 @@ broker::BrokerOptions broker_options(const ServerConfig& c) {
   o.ops_max_len = c.ops_max_len;
   o.wait_replicas = durability(c) == "replicated" ? 1 : 0;
   o.wait_timeout = ms(c.wait_timeout);
+  o.replay_timeout = ms(c.redis_replay_timeout);
   return o;
 }
 
@@ -197,6 +198,11 @@ void Server::add_room_type(room::RoomType type) {
 void Server::start() {
   if (running_) throw std::logic_error("server already started");
   auto files = static_files(config_);
+  const auto instance = room::random_hex(6);
+  std::shared_ptr<trace::TraceFile> recording;  // opened first: a bad path starts nothing
+  if (!config_.trace_file.empty()) {
+    recording = std::make_shared<trace::TraceFile>(config_.trace_file, instance, metrics_);
+  }
   const unsigned n = config_.threads ? config_.threads
                                      : std::max(1u, std::thread::hardware_concurrency());
   pool_ = std::make_unique<net::IoPool>(n);
@@ -239,8 +245,10 @@ void Server::start() {
         return actor;
       });
   ctx_ = std::make_unique<net::Context>(*pool_, net_settings(config_), metrics_, *rooms_,
-                                        broker_, room::random_hex(6), sharing_settings(config_));
+                                        broker_, instance, sharing_settings(config_));
   ctx_->static_files = std::move(files);
+  ctx_->trace = std::move(recording);
+  ctx_->trace_rooms = config_.trace_rooms;
   ctx_->jwt = jwt_;
   ctx_->tls = tls_;
   try {

@@ -25,6 +25,11 @@ std::optional<Path> parse_pointer(std::string_view pointer) {
 
 std::string format_pointer(std::span<const std::string> path) {
   std::string out;
+  append_pointer(out, path);
+  return out;
+}
+
+void append_pointer(std::string& out, std::span<const std::string> path) {
   for (const auto& token : path) {
     out += '/';
     for (char c : token) {
@@ -36,7 +41,6 @@ std::string format_pointer(std::span<const std::string> path) {
         out += c;
     }
   }
-  return out;
 }
 
 }  // namespace kasagi::state

@@ -16,5 +16,7 @@ std::optional<Path> parse_pointer(std::string_view pointer);
 
 // The inverse of parse_pointer.
 std::string format_pointer(std::span<const std::string> path);
+// The same, appended to `out` (which may keep its buffer from one call to the next).
+void append_pointer(std::string& out, std::span<const std::string> path);
 
 }  // namespace kasagi::state

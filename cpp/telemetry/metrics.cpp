@@ -128,6 +128,11 @@ std::string Metrics::render() const {
                        "for the GIL included.");
   simple(out, "kasagi_hook_failures_total", "counter",
          "Room hook calls that raised or returned something unusable.", hook_failures);
+  simple(out, "kasagi_trace_records_total", "counter",
+         "Records handed to the trace file (state and delta records of traced rooms).",
+         trace_records);
+  simple(out, "kasagi_trace_dropped_total", "counter",
+         "Trace records dropped because the disk did not keep up.", trace_dropped);
   redis_roundtrip.render(out, "kasagi_redis_roundtrip_seconds",
                          "Time from sending a Redis command to its reply.");
   simple(out, "kasagi_redis_publish_total", "counter",
@@ -138,6 +143,11 @@ std::string Metrics::render() const {
          "Redis connections re-established after a loss.", redis_reconnects);
   simple(out, "kasagi_redis_probe_failures_total", "counter",
          "Times the pub/sub probe found the subscription silently dead.", redis_probe_failures);
+  simple(out, "kasagi_redis_replayed_total", "counter",
+         "Redis commands sent again on a new connection after theirs was lost before the reply.",
+         redis_replayed);
+  simple(out, "kasagi_redis_redirects_total", "counter",
+         "Redis Cluster MOVED, ASK and TRYAGAIN answers followed.", redis_redirects);
   return out;
 }
 

@@ -53,6 +53,8 @@ struct Metrics {
   Histogram tick_duration;  // time a room spends coalescing, encoding and fanning out a delta
   Histogram hook_duration;  // one room hook call (room/room_hooks.hpp), Python included
   Counter hook_failures{0};  // hook calls that raised or returned something unusable
+  Counter trace_records{0};  // records written to trace_file (telemetry/trace_file.hpp)
+  Counter trace_dropped{0};  // records dropped because the disk did not keep up
   // Authority across instances (net/room_actor.hpp)
   Counter authority_takeovers{0};  // rooms recovered from a snapshot and log
   Counter replays{0};              // log entries replayed while recovering rooms
@@ -64,13 +66,15 @@ struct Metrics {
   Counter redis_received{0};         // room channel messages received
   Counter redis_reconnects{0};       // connections re-established after a loss
   Counter redis_probe_failures{0};   // pub/sub found silently dead by the probe
+  Counter redis_replayed{0};         // commands sent again on a new connection after a loss
+  Counter redis_redirects{0};        // Cluster MOVED/ASK/TRYAGAIN answers followed
 
   void count_in(protocol::Type t, std::size_t bytes) {
     messages_in[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
     bytes_in[static_cast<int>(t)].fetch_add(bytes, std::memory_order_relaxed);
   }
-  void count_out(protocol::Type t, std::size_t bytes) {
-    messages_out[static_cast<int>(t)].fetch_add(1, std::memory_order_relaxed);
+  void count_out(protocol::Type t, std::size_t bytes, std::size_t messages = 1) {
+    messages_out[static_cast<int>(t)].fetch_add(messages, std::memory_order_relaxed);
     bytes_out[static_cast<int>(t)].fetch_add(bytes, std::memory_order_relaxed);
   }
   void count_refusal(Refusal r) {

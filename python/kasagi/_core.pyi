@@ -96,8 +96,24 @@ class ServerConfig:
     send_queue_max_bytes: int
     send_queue_max_messages: int
     slow_consumer_window: float
+    redis: str
+    sentinel: str
+    master_name: str
+    cluster: str
+    redis_password: str
+    sentinel_password: str
+    key_prefix: str
+    durability: str
+    lease_ttl: float
+    snapshot_every: int
+    snapshot_interval: float
+    ops_max_len: int
+    wait_timeout: float
+    redis_replay_timeout: float
     drain_timeout: float
     log_level: str
+    trace_file: str
+    trace_rooms: list[str]
     def __init__(self) -> None: ...
 
 class Server:
@@ -160,9 +176,11 @@ def add_room_type(
     patterns: list[str],
     rules: list[tuple[str, list[str], float | None, float | None]],
     factory: Callable[[str, RoomHandle], Any] | None,
+    tick_rate: float = 0.0,
 ) -> None:
     """Registers a room type before start(); ``factory(room_id, handle)`` returns the
-    room's hook dispatcher (kasagi.rooms._Dispatcher), None: no hooks."""
+    room's hook dispatcher (kasagi.rooms._Dispatcher), None: no hooks; ``tick_rate``:
+    on_tick calls per second (0: the server's tick_rate, 20 when that is 0)."""
 
 # ----------------------------------------------------------------------------------------
 # broker: a blocking test surface over the C++ Broker (tests/broker/test_conformance.py)
@@ -222,6 +240,7 @@ def redis_broker(
     command_timeout: float = 2.0,
     probe_interval: float = 1.0,
     probe_timeout: float = 3.0,
+    replay_timeout: float = 5.0,
 ) -> Broker:
     """A broker on Redis at ``url`` (redis://[[user]:password@]host[:port][/db]); connects
     in the background. Durations in seconds. Raises ValueError for a malformed URL and

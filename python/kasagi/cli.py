@@ -130,7 +130,44 @@ def build_parser() -> argparse.ArgumentParser:
             )
     serve.set_defaults(func=lambda args: _serve(args, serve))
     _add_redis_parser(commands)
+    _add_trace_parser(commands)
     return parser
+
+
+def _add_trace_parser(commands: Any) -> None:
+    """``kasagi trace summary FILE...``: the key figures of recorded traces."""
+    trace = commands.add_parser(
+        "trace",
+        help="read recorded traces (kasagi.trace)",
+        description="Read traces recorded by a server (trace_file) or by clients "
+        "(AsyncClient(trace=...)); several files are read as one trace.",
+    )
+    trace.add_argument("action", choices=("summary",),
+                       help="summary: rooms, clients, deltas, bytes, latency, gaps, resyncs")
+    trace.add_argument("files", nargs="+", metavar="FILE",
+                       help="trace files, Parquet directories, or a redis:// URL with --room")
+    trace.add_argument("--room", help="with a redis:// URL: the room whose log to read")
+    trace.add_argument("--key-prefix", default="", help="with a redis:// URL: the key prefix")
+    trace.add_argument("--json", action="store_true", help="print the figures as JSON")
+    trace.set_defaults(func=_trace)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        from kasagi import trace
+    except ImportError as err:  # pragma: no cover - pandas missing
+        print(f"kasagi trace: {err}", file=sys.stderr)
+        return 1
+    try:
+        loaded = trace.load(list(args.files), room=args.room, key_prefix=args.key_prefix)
+    except (OSError, ValueError) as err:
+        print(f"kasagi trace {args.action}: {err}", file=sys.stderr)
+        return 1
+    figures = trace.summary(loaded)
+    print(json.dumps(figures, indent=2) if args.json else trace.format_summary(figures))
+    return 0
 
 
 def _add_redis_parser(commands: Any) -> None:

@@ -46,18 +46,21 @@ import inspect
 import itertools
 import json
 import logging
+import os
 import random
+import secrets
 import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import msgpack  # type: ignore[import-untyped,unused-ignore]
 from websockets.exceptions import ConnectionClosed
 
 from kasagi.mirror import RoomMirror
+from kasagi.trace.records import TraceWriter
 
 try:  # websockets >= 13: the new asyncio implementation
     from websockets.asyncio.client import connect as _ws_connect
@@ -98,6 +101,11 @@ _ws_parameters = inspect.signature(_ws_connect).parameters
 _HEADERS_PARAMETER = (
     "additional_headers" if "additional_headers" in _ws_parameters else "extra_headers"
 )
+
+
+def _frame_size(frame: str | bytes) -> int:
+    """Bytes of a frame's payload on the wire (a text frame is UTF-8)."""
+    return len(frame.encode()) if isinstance(frame, str) else len(frame)
 
 
 def _refused(err: Exception) -> bool:
@@ -229,6 +237,9 @@ class AsyncClient:
         max_size: largest message accepted from the server, in bytes (None: no limit).
         keepalive: seconds between client-side WebSocket pings, or None (the default: the
             server pings idle connections, and the client answers them automatically).
+        trace: a file path (appended to) or a writable binary stream: every message received
+            and sent is recorded there with its time and size (:mod:`kasagi.trace` reads it).
+        name: this client's name in its trace (default: a random one).
 
     Attributes:
         rooms: roomId to :class:`RoomMirror`, for every room joined (or being joined).
@@ -253,8 +264,12 @@ class AsyncClient:
         reconnect_max_delay: float = 2.0,
         max_size: int | None = 64 * 1024 * 1024,
         keepalive: float | None = None,
+        trace: str | os.PathLike[str] | IO[bytes] | None = None,
+        name: str | None = None,
     ) -> None:
         self.url: str | None = None
+        self.name = name or f"client-{secrets.token_hex(3)}"
+        self._trace = TraceWriter(trace, source="client", client=self.name) if trace else None
         self.urls: list[str] = []
         self.encoding = "json"
         self.auto_reconnect = True
@@ -351,6 +366,8 @@ class AsyncClient:
         self._closing = False
         ws = await self._open()
         self._set_connection(ws)
+        if self._trace is not None:
+            self._trace.write(kind="connect", client=self.name, url=self.url, encoding=encoding)
         self._run_task = asyncio.create_task(self._run(ws), name="kasagi-client")
         return self
 
@@ -415,6 +432,8 @@ class AsyncClient:
             bg.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._fail_pending(Disconnected("the client is closed"))
+        if self._trace is not None:
+            self._trace.close()
         self._notify()
 
     async def drop_connection(self) -> None:
@@ -553,12 +572,16 @@ class AsyncClient:
             self.rooms.pop(room_id, None)
 
     def _receive(self, frame: str | bytes) -> None:
+        received_at = time.time()
         try:
             msg = decode_frame(self.encoding, frame)
         except FrameError as err:
             self.decode_errors.append(str(err))
             log.warning("kasagi client: %s", err)
             return
+        if self._trace is not None:
+            self._trace.write(kind="recv", client=self.name, t=received_at,
+                              bytes=_frame_size(frame), msg=msg)
         self._dispatch(msg)
 
     def _dispatch(self, msg: Message) -> None:
@@ -689,7 +712,11 @@ class AsyncClient:
         Raises:
             Disconnected: not connected (after waiting up to ``timeout`` for a reconnection).
         """
-        return await self.send_raw(encode_frame(self.encoding, msg), timeout=timeout)
+        frame = encode_frame(self.encoding, msg)
+        mark = await self.send_raw(frame, timeout=timeout)
+        if self._trace is not None:
+            self._trace.write(kind="send", client=self.name, bytes=_frame_size(frame), msg=msg)
+        return mark
 
     async def send_raw(self, data: str | bytes, *, timeout: float | None = None) -> int:
         """Sends one frame exactly as given: ``str`` as a text frame, ``bytes`` as a binary

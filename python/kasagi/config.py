@@ -43,6 +43,10 @@ __all__ = [
 #: The accepted values of :attr:`Config.log_level`, most verbose first.
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "off")
 
+# What Config.from_env accepts for a boolean.
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True,
+               "false": False, "0": False, "no": False, "off": False}
+
 _UINT16_MAX = 2**16 - 1
 _UINT32_MAX = 2**32 - 1
 
@@ -134,7 +138,8 @@ class Config:
     threads: int = _setting(
         0,
         section="Network",
-        doc="Number of I/O threads; rooms are spread across them. 0 means one per CPU core.",
+        doc="Number of I/O threads; rooms are spread across them, and a connection (plain "
+        "TCP) moves to the thread of the first room it joins. 0 means one per CPU core.",
         why="One thread per core uses the machine fully without oversubscribing it; nothing "
         "blocks a thread, so more threads would only add context switches.",
         minimum=0,
@@ -618,6 +623,17 @@ class Config:
         "replica is down and callers should not hang.",
         above=0,
     )
+    redis_replay_timeout: float = _setting(
+        5.0,
+        section="Sharing rooms across instances",
+        doc="After a lost Redis connection: seconds during which the commands that were in "
+        "flight are kept and sent again on the next connection (each can run twice without "
+        "effect), and new ones wait for it; then they fail, and rooms repair their logs. "
+        "0: they fail at once.",
+        why="Rides out a quick failover (Sentinel down-after 1 s plus the election, a Cluster "
+        "replica promotion) with ACKs delayed, not failed; raise it with a longer down-after.",
+        minimum=0,
+    )
 
     # ------------------------------------------------------------------------------------
     # Lifecycle
@@ -637,6 +653,30 @@ class Config:
         doc="Least severe level written to stderr: debug, info, warning, error or off.",
         why="Start, stop and errors without per-message noise; the hot path never logs.",
         choices=LOG_LEVELS,
+    )
+
+    # ------------------------------------------------------------------------------------
+    # Tracing
+
+    trace_file: str = _setting(
+        "",
+        section="Tracing",
+        doc="File the deltas of traced rooms are appended to (MessagePack records: version, "
+        "tick, epoch, time, bytes per encoding, changed paths, the patch; docs/tracing.md). "
+        "Read it with `kasagi.trace.load` or `kasagi trace summary FILE`. Empty: no tracing. "
+        "`kasagi serve --trace FILE` is the same option.",
+        why="Off: a recording costs an encoding per delta and disk space, worth it while "
+        "studying a room, not always. A writer thread keeps the disk off the rooms' threads.",
+        option="--trace",
+    )
+    trace_rooms: tuple[str, ...] = _setting(
+        (),
+        section="Tracing",
+        doc="Room ids to trace when trace_file is set: patterns where `*` matches any run of "
+        "characters (`match-*`). Empty traces every room. On the command line, one "
+        "`--trace-room` per pattern.",
+        why="All rooms, since a trace is asked for on purpose; narrow it on a busy server.",
+        option="--trace-room",
     )
 
     # ------------------------------------------------------------------------------------
@@ -765,6 +805,53 @@ class Config:
             raise ConfigError(f"{name}: invalid TOML: {err}") from None
         return cls.from_mapping(data, base=base, source=name)
 
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        prefix: str = "KASAGI_",
+        base: Config | None = None,
+    ) -> Config:
+        """Reads settings from environment variables named ``<prefix><SETTING>``
+        (``KASAGI_PORT=9000``, ``KASAGI_REDIS=redis://cache:6379/0``), the way containers are
+        configured. Booleans are ``true``/``false`` (or 1/0, yes/no, on/off); lists are
+        comma-separated (``KASAGI_ALLOWED_ORIGINS=https://a.example,https://b.example``).
+        Variables with the prefix that name no setting are ignored (other tools share it).
+
+        Args:
+            environ: the variables (default: ``os.environ``).
+            prefix: what every variable name starts with.
+            base: the configuration they override (default: the defaults).
+
+        Raises:
+            ConfigError: a value cannot be read as its setting's type, or is invalid; the
+                message names the variable.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            variable = prefix + f.name.upper()
+            if variable not in environ:
+                continue
+            text = environ[variable].strip()
+            kind = _KINDS[f.name]
+            try:
+                if kind == "bool":
+                    lowered = text.lower()
+                    if lowered not in _BOOL_WORDS:
+                        raise ValueError("true or false expected")
+                    values[f.name] = _BOOL_WORDS[lowered]
+                elif kind == "list":
+                    values[f.name] = tuple(p.strip() for p in text.split(",") if p.strip())
+                elif kind in ("int", "float"):
+                    values[f.name] = int(text) if kind == "int" else float(text)
+                else:
+                    values[f.name] = text
+            except ValueError as err:
+                raise ConfigError(f"{variable}={text!r}: {err}", key=f.name) from None
+        return cls.from_mapping(values, base=base, source="environment")
+
     # ------------------------------------------------------------------------------------
     # Conversion
 
@@ -859,8 +946,11 @@ class Settings(TypedDict, total=False):
     snapshot_interval: float
     ops_max_len: int
     wait_timeout: float
+    redis_replay_timeout: float
     drain_timeout: float
     log_level: str
+    trace_file: str
+    trace_rooms: Iterable[str]
 
 
 # ----------------------------------------------------------------------------------------

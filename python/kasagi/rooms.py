@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ class Rule:
     max: float | None = None
 
     def to_core(self) -> tuple[str, list[str], float | None, float | None]:
+        """This rule as the core takes it: (pattern, types, minimum, maximum)."""
         types = [] if self.type is None else [self.type] if isinstance(self.type, str) else list(self.type)
         for t in types:
             if t not in _TYPES:
@@ -174,11 +176,15 @@ class RoomType:
             characters), a string or a tuple. Required.
         writable: path rules: strings (JSON Pointer patterns) or :class:`Rule`. Default:
             each player writes its own entry, any values.
+        tick_rate: calls of ``on_tick`` per second. None (default): the server's
+            ``tick_rate``, so each call's changes leave in that tick's delta; with a server
+            ``tick_rate`` of 0 (deltas sent at once), 20.
     """
 
     name: ClassVar[str] = ""
     rooms: ClassVar[str | Sequence[str]] = ()
     writable: ClassVar[Sequence[str | Rule]] = ("/players/$self",)
+    tick_rate: ClassVar[float | None] = None
 
     def on_create(self, room: Room) -> None:
         """The room starts here (created, or recovered at a new authority: then ``room``
@@ -205,8 +211,10 @@ class RoomType:
         """A player's entry was removed; reason: ``left``, ``timeout`` or ``kicked``."""
 
     def on_tick(self, room: Room, dt: float) -> None:
-        """Called at each tick boundary (``tick_rate``) while the room has players; ``dt``:
-        seconds since the previous call. Changes made here leave in this tick's delta."""
+        """Called ``tick_rate`` times a second (at the room's tick boundaries when that is
+        the server's rate) while the room has players; ``dt``: seconds since the previous
+        call. Changes made here leave in this tick's delta (at once with a server
+        ``tick_rate`` of 0)."""
 
     def on_dispose(self, room: Room) -> None:
         """The room goes away here: empty for ``room_empty_ttl``, handed to another
@@ -217,10 +225,23 @@ class RoomType:
 
     @classmethod
     def type_name(cls) -> str:
+        """The name JOIN_ROOM's ``payload.roomType`` must say: ``name``, or the class name."""
         return cls.name or cls.__name__
 
     @classmethod
+    def on_tick_rate(cls) -> float:
+        """``tick_rate`` checked, as the core takes it (0.0: the server's rate)."""
+        rate = cls.tick_rate
+        if rate is None:
+            return 0.0
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 1000:
+            raise ValueError(f"room type {cls.type_name()}: tick_rate must be a number in "
+                             f"(0, 1000] or None, not {rate!r}")
+        return float(rate)
+
+    @classmethod
     def patterns(cls) -> list[str]:
+        """``rooms`` as a list of room id patterns; ValueError when it is empty or not strings."""
         rooms = [cls.rooms] if isinstance(cls.rooms, str) else list(cls.rooms)
         if not rooms or not all(isinstance(r, str) and r for r in rooms):
             raise ValueError(f"room type {cls.type_name()}: set `rooms` to room id patterns, "
@@ -229,6 +250,8 @@ class RoomType:
 
     @classmethod
     def rules(cls) -> list[tuple[str, list[str], float | None, float | None]]:
+        """``writable`` as the core takes it: (pattern, types, minimum, maximum) tuples;
+        ValueError when a rule is invalid."""
         if isinstance(cls.writable, str):
             raise ValueError(f"room type {cls.type_name()}: `writable` must be a sequence")
         out = []
@@ -238,6 +261,7 @@ class RoomType:
 
     @classmethod
     def hook_mask(cls) -> int:
+        """The hooks this type overrides, as the core's bit mask (HOOKS); 0: rules only."""
         return sum(bit for hook, bit in HOOKS.items()
                    if getattr(cls, hook) is not getattr(RoomType, hook))
 
@@ -250,8 +274,9 @@ class RoomTypeBuilder:
     equivalent :class:`RoomType` subclass."""
 
     def __init__(self, rooms: str | Sequence[str], name: str,
-                 writable: Sequence[str | Rule]) -> None:
+                 writable: Sequence[str | Rule], tick_rate: float | None = None) -> None:
         self.rooms, self.name, self.writable = rooms, name, tuple(writable)
+        self.tick_rate = tick_rate
         self.hooks: dict[str, Callable[..., Any]] = {}
 
     def _register(self, hook: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -287,19 +312,20 @@ class RoomTypeBuilder:
             return hook
 
         namespace: dict[str, Any] = {"rooms": self.rooms, "name": self.name,
-                                     "writable": self.writable}
+                                     "writable": self.writable, "tick_rate": self.tick_rate}
         namespace.update({hook: method(fn) for hook, fn in self.hooks.items()})
         label = self.name or "RoomType"
         return type(label if label.isidentifier() else "RoomType", (RoomType,), namespace)
 
 
 def room_type(rooms: str | Sequence[str], *, name: str = "",
-              writable: Sequence[str | Rule] = ("/players/$self",)) -> RoomTypeBuilder:
+              writable: Sequence[str | Rule] = ("/players/$self",),
+              tick_rate: float | None = None) -> RoomTypeBuilder:
     """Declares a room type with decorated functions instead of a class: ``rooms``,
-    ``name`` and ``writable`` mean what the :class:`RoomType` attributes do (the name
-    defaults to ``"RoomType"``). Register the result with ``Server.add_room_type`` or
-    ``kasagi serve --app module:attr``."""
-    return RoomTypeBuilder(rooms, name, writable)
+    ``name``, ``writable`` and ``tick_rate`` mean what the :class:`RoomType` attributes do
+    (the name defaults to ``"RoomType"``). Register the result with
+    ``Server.add_room_type`` or ``kasagi serve --app module:attr``."""
+    return RoomTypeBuilder(rooms, name, writable, tick_rate)
 
 
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
@@ -308,6 +334,10 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+# Failures already logged with their traceback: (type name, hook, exception type, where).
+_LOGGED_FAILURES: set[tuple[Any, ...]] = set()
 
 
 class _Dispatcher:
@@ -332,7 +362,21 @@ class _Dispatcher:
         self._path = _accepts(cls.on_update, "path")
 
     def _failed(self, hook: str) -> None:
-        log.error("room %s (type %s): %s raised; the room keeps running\n%s",
+        # Once per distinct failure (hook, exception type, where it was raised): a hook that
+        # fails on every update must not flood the log. Repeats are counted in the metric
+        # kasagi_hook_failures_total and logged at debug level.
+        error = sys.exc_info()[1]
+        frames = traceback.extract_tb(error.__traceback__) if error else []
+        where = (frames[-1].filename, frames[-1].lineno) if frames else None
+        key = (self._type, hook, type(error).__name__, where)
+        if key in _LOGGED_FAILURES:
+            log.debug("room %s (type %s): %s raised %r again", self.room.id, self._type,
+                      hook, error)
+            return
+        if len(_LOGGED_FAILURES) < 10_000:
+            _LOGGED_FAILURES.add(key)
+        log.error("room %s (type %s): %s raised; the room keeps running (identical failures "
+                  "are not logged again)\n%s",
                   self.room.id, self._type, hook, traceback.format_exc().rstrip())
 
     def _verdict(self, hook: str, call: Callable[[], Any]) -> tuple[str, Any] | None:
@@ -408,7 +452,7 @@ def register(core_server: Any, room_type: type[RoomType]) -> None:
         def factory(room_id: str, handle: Any) -> _Dispatcher:
             return _Dispatcher(room_type, room_id, handle)
     _core.add_room_type(core_server, room_type.type_name(), room_type.patterns(),
-                        room_type.rules(), factory)
+                        room_type.rules(), factory, room_type.on_tick_rate())
 
 
 def room_types_of(obj: Any) -> list[type[RoomType]]:

@@ -58,7 +58,7 @@ class Server:
 
         Raises:
             TypeError: not a RoomType subclass.
-            ValueError: its patterns or path rules are invalid.
+            ValueError: its patterns, path rules or tick_rate are invalid.
             RuntimeError: the server is already running.
         """
         if self.running:
@@ -68,6 +68,7 @@ class Server:
             raise TypeError(f"{room_type!r} is not a kasagi.RoomType subclass")
         declared.patterns()  # fail now rather than at start()
         declared.rules()
+        declared.on_tick_rate()
         self._room_types.append(declared)
         return room_type
 

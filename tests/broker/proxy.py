@@ -7,6 +7,8 @@ after a failover that moved only some connections).
 
 ``deafen_subscribers()`` makes every subscriber connection drop what Redis sends it from
 then on, while both sockets stay open: a half-open connection that no error reveals.
+``deafen_commands()`` does the same to the other connections: Redis runs what it gets, and
+its replies are lost. ``drop_connections()`` closes every connection (new ones work).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ class _Link:
 
     def close(self) -> None:
         for s in (self.client, self.server):
+            try:
+                s.shutdown(socket.SHUT_RDWR)  # at once, even with a recv() under way
+            except OSError:
+                pass
             try:
                 s.close()
             except OSError:
@@ -48,6 +54,20 @@ class Proxy:
         for link in links:
             link.deaf = True
         return len(links)
+
+    def deafen_commands(self) -> int:
+        """Returns how many connections went deaf."""
+        with self.lock:
+            links = [link for link in self.links if not link.subscriber]
+        for link in links:
+            link.deaf = True
+        return len(links)
+
+    def drop_connections(self) -> None:
+        with self.lock:
+            links, self.links = self.links, []
+        for link in links:
+            link.close()
 
     def close(self) -> None:
         self.listener.close()

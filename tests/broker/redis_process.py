@@ -1,13 +1,14 @@
 """Real redis-server processes for the broker tests, and a raw RESP client to look inside.
 
 - ``RedisProcess``: ``redis-server --port P --save '' --appendonly no`` on 127.0.0.1; kill
-  and restart it on the same port.
+  and restart it on the same port, pause and resume it (SIGSTOP/SIGCONT).
 - ``Resp``: a minimal blocking RESP2 client (one socket, one command at a time), so that the
   tests check what is stored without relying on the code under test.
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -123,6 +124,16 @@ class RedisProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def client(self) -> Resp:
         """A raw connection (``with redis.client() as r: r.call("GET", key)``)."""

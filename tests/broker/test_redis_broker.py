@@ -105,13 +105,17 @@ def test_commands_fail_when_redis_never_comes(redis_broker: Make, room: str) -> 
 
 
 def test_outage_and_return(redis_broker: Make, redis_server: RedisProcess, room: str) -> None:
-    a = redis_broker(redis_server.url)
+    a = redis_broker(redis_server.url, replay_timeout=0.5)
     b = redis_broker(redis_server.url)
     sub = b.subscribe(room)
     wait_subscribed(a, room, sub)
     assert a.claim(room, "A", 60_000)[0] == "ok"
     redis_server.kill()
-    # Commands complete unavailable, promptly, while Redis is gone.
+    # Commands wait replay_timeout for the connection to come back...
+    start = time.monotonic()
+    assert a.append(room, "A", entry(1), b"lost") == "unavailable"
+    assert 0.3 < time.monotonic() - start < 1.5
+    # ...then complete unavailable, promptly, while Redis is gone.
     for _ in range(5):
         start = time.monotonic()
         assert a.append(room, "A", entry(1), b"lost") == "unavailable"
@@ -168,7 +172,7 @@ def test_probe_detects_pubsub_on_another_server(redis_broker: Make, redis_factor
 
 def test_unanswered_commands_time_out(redis_broker: Make, redis_server: RedisProcess,
                                       room: str) -> None:
-    broker = redis_broker(redis_server.url, command_timeout=0.3)
+    broker = redis_broker(redis_server.url, command_timeout=0.3, replay_timeout=0)
     assert broker.claim(room, "A", 10_000)[0] == "ok"
     with redis_server.client() as r:
         r.call("CLIENT", "PAUSE", "1500", "ALL")
@@ -178,10 +182,76 @@ def test_unanswered_commands_time_out(redis_broker: Make, redis_server: RedisPro
     until(lambda: broker.claim(room, "A", 10_000)[0] == "ok", 5, "commands work again")
 
 
+def test_timed_out_commands_are_replayed_on_the_next_connection(
+    redis_broker: Make, redis_server: RedisProcess, room: str
+) -> None:
+    broker = redis_broker(redis_server.url, command_timeout=0.3)
+    assert broker.claim(room, "A", 10_000)[0] == "ok"
+    assert broker.append(room, "A", entry(1), b"m1") == "ok"
+    with redis_server.client() as r:
+        r.call("CLIENT", "PAUSE", "1500", "ALL")
+    start = time.monotonic()
+    # Cut off after 0.3 s, then sent again once the server answers new connections.
+    assert broker.append(room, "A", entry(2), b"m2") == "ok"
+    assert broker.claim(room, "A", 10_000)[0] == "ok"
+    assert 1.0 < time.monotonic() - start < 5.0
+    with redis_server.client() as r:
+        assert r.call("XLEN", f"room:{{{room}}}:ops") == 2
+    assert metric(broker, "kasagi_redis_replayed_total") >= 1
+
+
+def test_replayed_append_is_not_written_twice(redis_broker: Make, proxy: Proxy,
+                                              redis_server: RedisProcess, room: str) -> None:
+    broker = redis_broker(proxy.url)
+    assert broker.claim(room, "A", 60_000)[0] == "ok"
+    assert broker.append(room, "A", entry(1), b"m1") == "ok"
+    # Redis runs the next append, but its reply never comes back: then the connection dies.
+    assert proxy.deafen_commands() == 1
+    threading.Timer(0.3, proxy.drop_connections).start()
+    assert broker.append(room, "A", entry(2), b"m2") == "ok"  # replayed: found in the log
+    assert broker.append(room, "A", entry(3), b"m3") == "ok"
+    with redis_server.client() as r:
+        ops = r.call("XRANGE", f"room:{{{room}}}:ops", "-", "+")
+    versions = [int(dict(zip(f[::2], f[1::2], strict=True))[b"version"]) for _, f in ops]
+    assert versions == [1, 2, 3]
+    assert metric(broker, "kasagi_redis_replayed_total") == 1
+
+
+def test_append_keeps_the_log_in_version_order(redis_broker: Make, room: str,
+                                                redis_server: RedisProcess) -> None:
+    broker = redis_broker(redis_server.url)
+    assert broker.claim(room, "A", 60_000)[0] == "ok"
+    for v in (1, 2, 4):
+        assert broker.append(room, "A", entry(v), b"m") == "ok"
+    assert broker.append(room, "A", entry(4), b"m") == "ok"  # the same again: not written
+    assert broker.append(room, "A", entry(3), b"m") == "unavailable"  # after a later one
+    assert broker.append(room, "A", entry(5), b"m") == "ok"
+    assert [e["version"] for e in broker.load(room)["ops"]] == [1, 2, 4, 5]
+
+
+def test_unanswered_subscription_renews_the_connections(
+    redis_broker: Make, redis_server: RedisProcess, room: str
+) -> None:
+    # No probe within the test: only the subscriber connection's own timeout can notice.
+    broker = redis_broker(redis_server.url, command_timeout=0.5, probe_interval=30.0,
+                          probe_timeout=60.0)
+    assert broker.claim(room, "A", 10_000)[0] == "ok"  # connected
+    redis_server.pause()
+    try:
+        sub = broker.subscribe(room)  # its SUBSCRIBE goes unanswered
+        time.sleep(1.2)
+    finally:
+        redis_server.resume()
+    # The connections were renewed: the subscription is back, with a gap.
+    assert sub.get(5) == "gap"
+    wait_subscribed(broker, room, sub)
+    assert metric(broker, "kasagi_redis_reconnects_total") == 1
+
+
 def test_commands_in_flight_complete_when_the_connection_drops(redis_broker: Make,
                                                                redis_server: RedisProcess,
                                                                room: str) -> None:
-    broker = redis_broker(redis_server.url)
+    broker = redis_broker(redis_server.url, replay_timeout=0)
     assert broker.claim(room, "A", 10_000)[0] == "ok"
     with redis_server.client() as r:
         r.call("CLIENT", "PAUSE", "5000", "ALL")  # the next command stays unanswered
@@ -197,8 +267,9 @@ def test_flushed_scripts_are_loaded_again(redis_broker: Make, redis_server: Redi
     assert broker.claim(room, "A", 10_000)[0] == "ok"
     with redis_server.client() as r:
         r.call("SCRIPT", "FLUSH")
-    assert broker.claim(room, "A", 10_000) == ("unavailable", "")
-    until(lambda: broker.claim(room, "A", 10_000)[0] == "ok", 5, "the scripts are back")
+    # NOSCRIPT: the claim did not run; it is sent again once the scripts are loaded again.
+    assert broker.claim(room, "A", 10_000)[0] == "ok"
+    assert metric(broker, "kasagi_redis_reconnects_total") == 1
 
 
 def test_replicated_durability_without_a_replica(redis_broker: Make, redis_server: RedisProcess,

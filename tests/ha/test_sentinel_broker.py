@@ -1,16 +1,19 @@
 """The Redis broker in Sentinel mode (cpp/broker/sentinel_discovery.*): it finds the master
 through any reachable Sentinel, confirms it, and follows a failover (its subscriptions
-resume with a gap, its writes go to the new master)."""
+resume with a gap, its writes go to the new master, and the writes in flight when the
+master died are replayed there)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from kasagi.testing import SentinelGroup
-from broker.helpers import entry, received, until, wait_subscribed
+from broker.helpers import entry, metric, received, until, wait_subscribed
 
 pytestmark = [pytest.mark.ha, pytest.mark.redis, pytest.mark.tsan]
 
@@ -120,3 +123,40 @@ def test_follows_switch_master_without_polling(
     wait_subscribed(writer, "r", sub)
     assert new_master.call("PUBSUB", "CHANNELS", "room:*") == ["room:{r}:channel"]
     assert f"a Sentinel announced {failover.new_master} as the master" in capfd.readouterr().err
+
+
+def test_writes_in_flight_at_a_master_kill_complete_on_the_new_master(
+    redis_sentinel_group: SentinelGroup, sentinel_broker: Any
+) -> None:
+    group = redis_sentinel_group
+    # A window well above this group's failover (down-after 1 s plus the election), and a
+    # WAIT long enough for the remaining replica to follow the new master.
+    broker = sentinel_broker(wait_replicas=1, wait_timeout=5.0, replay_timeout=15.0)
+    assert broker.claim("r", "tok", 60_000)[0] == "ok"
+    assert broker.append("r", "tok", entry(1), b"m1") == "ok"
+
+    # The master freezes: the next appends are written to it and never answered. Then it
+    # is killed, and the Sentinels promote a replica.
+    old = group.master()
+    old.pause()
+    results: dict[int, str] = {}
+
+    def append(version: int) -> None:
+        results[version] = broker.append("r", "tok", entry(version), b"m", timeout=30.0)
+
+    threads = []
+    for version in (2, 3, 4):
+        threads.append(threading.Thread(target=append, args=(version,)))
+        threads[-1].start()
+        time.sleep(0.05)  # in this order
+    time.sleep(0.2)
+    failover = group.kill_master()
+    for thread in threads:
+        thread.join(30.0)
+
+    # They completed on the new master, where the ACKed entry is too, each once.
+    assert results == {2: "ok", 3: "ok", 4: "ok"}
+    assert [e["version"] for e in broker.load("r")["ops"]] == [1, 2, 3, 4]
+    new_master = group.node_at(failover.new_master)
+    assert new_master is not None and new_master.call("XLEN", "room:{r}:ops") == 4
+    assert metric(broker, "kasagi_redis_replayed_total") >= 3

@@ -82,3 +82,64 @@ def test_multi_instance_behind_haproxy(balance: str) -> None:
         spread = re.fullmatch(r"OK: converged, 0 ACKed updates lost, rooms on (\d) to (\d) "
                               r"instances", last)
         assert spread and int(spread[1]) >= 2, output
+
+
+def test_launch_production_reads_toml_and_environment_and_drains_on_sigterm(tmp_path: Path) -> None:
+    import asyncio
+    import re
+    import signal
+    import time
+
+    import kasagi
+
+    settings = tmp_path / "kasagi.toml"
+    settings.write_text('host = "127.0.0.1"\nport = 0\ntick_rate = 10\ndrain_timeout = 3\n')
+    env = dict(os.environ)
+    package_root = str(Path(kasagi.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    env.update(KASAGI_CONFIG=str(settings), KASAGI_TICK_RATE="25")  # the environment wins
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "launch_production.py"), "--status-every", "0.2"],
+        stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert process.stderr is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = process.stderr.readline()
+            lines.append(line)
+            if "ready:" in line:
+                break
+        match = re.search(r"ready: (ws://\S+) \(kasagi \S+, tick_rate 25 Hz", "".join(lines))
+        assert match, "".join(lines)
+
+        async def play() -> tuple[int | None, dict]:
+            async with kasagi.AsyncClient() as client:
+                await client.connect(match.group(1))
+                room = await client.join("arena-1", name="ann")
+                await client.update("arena-1", {"x": 1.0}, ack=True)
+                state = dict(room.state)
+                await asyncio.sleep(0.6)  # a few status lines, with the player counted
+                process.send_signal(signal.SIGTERM)
+                lost = await client.wait_for(lambda: client.disconnects or None, timeout=10)
+                return lost[0][0], state
+
+        code, state = asyncio.run(play())
+        assert code == 1001  # going away: the drain told the client to reconnect elsewhere
+        assert any(p.get("name") == "ann" for p in state["players"].values())
+        assert "npcs" in state  # the arena's room type is registered
+        assert process.wait(timeout=15) == 0
+        rest = process.stderr.read()
+        assert "status: 1 connections, 1 rooms, 1 members" in "".join(lines) + rest
+        assert "SIGTERM: draining" in rest and "stopped" in rest
+    finally:
+        process.kill()
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
+    env["KASAGI_PORT"] = "not-a-port"
+    bad = subprocess.run([sys.executable, str(EXAMPLES / "launch_production.py")],
+                         capture_output=True, text=True, env=env, timeout=30)
+    assert bad.returncode == 2 and "KASAGI_PORT" in bad.stderr

@@ -16,6 +16,10 @@ from kasagi import Reject, RoomType, Rule
 from keys import SECRET, token
 from wire import Wire
 
+# Hooks run on hook threads, each call under the GIL: CI runs these under ThreadSanitizer
+# too.
+pytestmark = pytest.mark.tsan
+
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., kasagi.Server]]:
@@ -219,9 +223,10 @@ def test_update_hook_corrects_rejects_and_survives_errors(serve, caplog):
     assert error(update(w, "game-2", {"cheat": True}, 3)) == ("FORBIDDEN", "no cheating")
     with caplog.at_level(logging.ERROR, logger="kasagi.hooks"):
         code, text = error(update(w, "game-2", {"boom": 1}, 4))
-    assert code == "INTERNAL" and "on_update" in text
+        again = error(update(w, "game-2", {"boom": 2}, 40))  # the same failure: not logged
+    assert code == "INTERNAL" and "on_update" in text and again[0] == "INTERNAL"
     metrics = server.metrics()
-    assert "kasagi_hook_failures_total 1\n" in metrics
+    assert "kasagi_hook_failures_total 2\n" in metrics
     assert "kasagi_hook_duration_seconds_count " in metrics
     logged = [r for r in caplog.records if r.name == "kasagi.hooks"]
     assert len(logged) == 1 and "RuntimeError: boom in on_update" in logged[0].getMessage()
@@ -313,6 +318,64 @@ def test_tick_hook_moves_npcs(serve):
             seen.append(d["payload"]["npcs"]["n1"]["x"])
     assert len(seen) >= 6 and seen == sorted(seen) and seen[-1] > seen[0]
     w.close()
+
+
+def _npc_positions(w: Wire, room: str, count: int) -> list[float]:
+    full = w.join(room)
+    seen = [full["payload"]["state"]["npcs"]["n1"]["x"]]
+    deadline = time.monotonic() + 5
+    while len(seen) < count and time.monotonic() < deadline:
+        d = w.expect("DELTA_UPDATE")
+        if "npcs" in d["payload"]:
+            seen.append(d["payload"]["npcs"]["n1"]["x"])
+    return seen
+
+
+def test_tick_hook_runs_when_deltas_leave_at_once(serve):
+    # tick_rate 0 sends every change at once; the simulation still gets 20 Hz.
+    server = serve(Npcs, tick_rate=0)
+    w = Wire(server.url)
+    started = time.monotonic()
+    seen = _npc_positions(w, "npc-2", 11)
+    elapsed = time.monotonic() - started
+    assert len(seen) == 11 and seen == sorted(seen) and seen[-1] > seen[0]
+    assert elapsed > 0.3  # ten ticks at 20 Hz take 0.5 s: not a busy loop
+    w.close()
+
+
+def test_tick_hook_at_its_own_rate():
+    class Fast(Npcs):
+        rooms = "fast-*"
+        tick_rate = 50.0
+
+        def on_tick(self, room, dt):
+            Fast.dts.append(dt)
+            super().on_tick(room, dt)
+
+    Fast.dts = []
+    server = kasagi.Server(port=0, tick_rate=5, log_level="warning")
+    server.add_room_type(Fast)
+    with server:
+        w = Wire(server.url)
+        w.join("fast-1")
+        time.sleep(1.0)
+        w.close()
+    # 50 calls a second, not the server's 5 (generous bounds: a loaded machine skips ticks)
+    assert len(Fast.dts) > 15 and sum(Fast.dts) / len(Fast.dts) < 0.1
+
+
+@pytest.mark.parametrize("rate", [0, -1, 5000, "fast"])
+def test_invalid_tick_rate_fails_at_registration(rate):
+    class Bad(RoomType):
+        rooms = "bad-*"
+        tick_rate = rate
+
+        def on_tick(self, room, dt):
+            pass
+
+    server = kasagi.Server(port=0)
+    with pytest.raises(ValueError, match="tick_rate"):
+        server.add_room_type(Bad)
 
 
 def test_room_is_usable_only_inside_its_hooks(serve):

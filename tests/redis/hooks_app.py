@@ -26,3 +26,13 @@ class Counted(RoomType):
         room.set("/hooks/updates", room.get("/hooks/updates", 0) + 1)
         room.set("/hooks/updated_in", str(os.getpid()))
         return {**patch, "x": patch.get("x", 0) * 10}  # visibly the authority's correction
+
+
+class Claimed(RoomType):
+    """Writes what on_join saw of each player's token claims into the state."""
+
+    rooms = "claimed-*"
+
+    def on_join(self, room, player, attrs, claims):
+        room.set(f"/seen/{player}", {"team": claims.get("team"), "sub": claims.get("sub"),
+                                     "pid": os.getpid()})

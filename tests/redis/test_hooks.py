@@ -46,3 +46,28 @@ def test_hooks_run_only_at_the_authority(redis_server: RedisServer, kasagi_insta
     assert hooks["joins"] == 2 and hooks["updates"] == 2  # once each, not once per instance
     assert list(hooks["created_in"]) == [hooks["updated_in"]]  # one process ran them all
     assert sorted(p["x"] for p in state["players"].values()) == [10, 20]
+
+
+def test_joins_through_a_relay_carry_the_verified_claims(
+    redis_server: RedisServer, kasagi_instances: Any
+) -> None:
+    from keys import SECRET, token
+
+    first, second = kasagi_instances(*redis_server.kasagi_args(), "--app", f"{APP}:Claimed",
+                                     "--jwt-secret", SECRET, count=2)
+
+    async def play() -> dict[str, Any]:
+        async with AsyncClient() as a, AsyncClient() as b:
+            await a.connect(first.url, token=token(sub="ann", team="red"))
+            await b.connect(second.url, token=token(sub="bob", team="blue"))
+            await a.join("claimed-1")        # the first instance is the authority
+            mirror = await b.join("claimed-1")  # bob's join comes through the relay
+            assert mirror.player_id == "bob"    # his token's `sub`, not a random id
+            await b.wait_for(lambda: len(mirror.state.get("seen", {})) == 2 or None)
+            return dict(mirror.state)
+
+    state = asyncio.run(play())
+    seen = state["seen"]
+    assert seen["ann"]["team"] == "red" and seen["bob"]["team"] == "blue"
+    assert seen["bob"]["sub"] == "bob"
+    assert seen["ann"]["pid"] == seen["bob"]["pid"]  # both at the authority

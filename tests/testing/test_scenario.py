@@ -39,7 +39,17 @@ def test_without_a_fault_nothing_is_lost_or_paused(kasagi_instances: Any) -> Non
     assert report.fault_at_s is None and report.recovery_s is None
     data = report.as_dict()
     assert data["converged"] is True and data["clients"] == 8 and data["rooms"] == 2
+    assert "samples" not in data and "arrivals" not in data
     assert "ACKed updates lost: 0" in report.summary()
+    # What happened over time, for plots: every update with its latency, every arrival.
+    assert len(report.samples) == report.updates_sent
+    assert all(outcome == "ACK" and latency is not None and 0 <= latency < 1.0
+               for _, _, latency, outcome in report.samples)
+    assert all(0 <= sent <= report.load_s for _, sent, _, _ in report.samples)
+    assert {client for client, _, _ in report.arrivals} == {f"c{i}" for i in range(8)}
+    for client in {client for client, _, _ in report.arrivals}:  # versions only go forward
+        seen = [v for c, _, v in report.arrivals if c == client]
+        assert seen == sorted(seen) and seen[-1] > 0
 
 
 def test_dropped_connections_resume_without_loss(kasagi_instances: Any) -> None:

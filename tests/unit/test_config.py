@@ -67,8 +67,11 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "snapshot_interval": 10.0,
     "ops_max_len": 1000,
     "wait_timeout": 1.0,
+    "redis_replay_timeout": 5.0,
     "drain_timeout": 5.0,
     "log_level": "info",
+    "trace_file": "",
+    "trace_rooms": (),
 }
 
 
@@ -331,3 +334,48 @@ def test_toml_syntax_error(tmp_path: Path) -> None:
 def test_toml_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         Config.from_toml(tmp_path / "missing.toml")
+
+
+# ----------------------------------------------------------------------------------------
+# Environment
+
+
+def test_from_env_reads_prefixed_settings_of_every_kind() -> None:
+    env = {
+        "KASAGI_PORT": "9000",
+        "KASAGI_TICK_RATE": "30.5",
+        "KASAGI_PERMESSAGE_DEFLATE": "yes",
+        "KASAGI_ALLOWED_ORIGINS": "https://a.example, https://b.example,",
+        "KASAGI_REDIS": "redis://cache:6379/1",
+        "KASAGI_SANITIZED": "1",  # shares the prefix, names no setting: ignored
+        "PORT": "1",
+    }
+    config = Config.from_env(env, base=Config(host="0.0.0.0"))
+    assert config.port == 9000 and config.tick_rate == 30.5 and config.permessage_deflate
+    assert config.allowed_origins == ("https://a.example", "https://b.example")
+    assert config.redis == "redis://cache:6379/1" and config.host == "0.0.0.0"
+    assert Config.from_env({}) == Config()
+    assert Config.from_env({"APP_PORT": "7"}, prefix="APP_").port == 7
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("KASAGI_PORT", "eighty", "KASAGI_PORT='eighty'"),
+        ("KASAGI_PORT", "70000", "port"),
+        ("KASAGI_PERMESSAGE_DEFLATE", "maybe", "true or false"),
+        ("KASAGI_LOG_LEVEL", "loud", "log_level"),
+    ],
+)
+def test_from_env_refuses_bad_values(variable: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected) as info:
+        Config.from_env({variable: value})
+    assert info.value.key == variable.removeprefix("KASAGI_").lower()
+
+
+def test_the_core_type_stub_lists_every_setting() -> None:
+    import re
+
+    stub = (Path(__file__).resolve().parents[2] / "python/kasagi/_core.pyi").read_text()
+    block = stub[stub.index("class ServerConfig"):stub.index("class Server:")]
+    assert re.findall(r"^    (\w+):", block, re.M) == list(Config.field_names())

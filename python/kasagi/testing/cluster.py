@@ -110,8 +110,10 @@ class RedisCluster(Topology):
 
     def healthy(self) -> bool:
         """True when every running node reports ``cluster_state:ok``, knows every node,
-        and its own view covers all slots."""
+        covers all slots in its own view, and has the same view of who replicates whom
+        (gossip spreads a replica's assignment a moment after the cluster is ok)."""
         total = len(self.nodes)
+        views = set()
         for node in self.nodes.values():
             if not node.running:
                 continue
@@ -121,9 +123,11 @@ class RedisCluster(Topology):
                     return False
                 if self.slots_covered(node) != SLOTS:
                     return False
+                views.add(frozenset((r["id"], r["master"], "master" in r["flags"])
+                                    for r in self.cluster_nodes(node)))
             except (OSError, RedisError):
                 return False
-        return replicas_linked(self.nodes.values())
+        return len(views) == 1 and replicas_linked(self.nodes.values())
 
     # ------------------------------------------------------------------------------------
     # Nodes, slots and roles

@@ -25,10 +25,11 @@ def _encode(args: tuple[Any, ...]) -> bytes:
     return b"".join(parts)
 
 
-def _read(stream: BinaryIO) -> Any:
-    """Reads one reply: str for simple and bulk strings, int, list, None (nil), or a
-    RedisError instance for an error reply (raised by the caller, so that an error nested
-    in an array does not abandon the rest of the reply)."""
+def _read(stream: BinaryIO, raw: bool = False) -> Any:
+    """Reads one reply: str for simple and bulk strings (bytes for bulk strings when
+    ``raw``), int, list, None (nil), or a RedisError instance for an error reply (raised by
+    the caller, so that an error nested in an array does not abandon the rest of the
+    reply)."""
     line = stream.readline()
     if not line.endswith(b"\r\n"):
         raise ConnectionError("connection closed by the server")
@@ -44,10 +45,10 @@ def _read(stream: BinaryIO) -> Any:
         if size < 0:
             return None
         data = stream.read(size + 2)
-        return data[:-2].decode(errors="replace")
+        return data[:-2] if raw else data[:-2].decode(errors="replace")
     if kind == b"*":
         count = int(body)
-        return None if count < 0 else [_read(stream) for _ in range(count)]
+        return None if count < 0 else [_read(stream, raw) for _ in range(count)]
     raise ConnectionError(f"not a RESP reply: {line!r}")
 
 
@@ -56,6 +57,8 @@ def redis_call(
     *args: Any,
     host: str = "127.0.0.1",
     password: str | None = None,
+    db: int | str | None = None,
+    raw: bool = False,
     timeout: float = 2.0,
 ) -> Any:
     """Sends one command to the Redis (or Sentinel) at ``host:port`` and returns its reply.
@@ -64,20 +67,24 @@ def redis_call(
         port, host: the server.
         *args: the command and its arguments (``redis_call(p, "SET", "k", 1)``).
         password: sent with AUTH first, when given.
+        db: the database to SELECT first, when given.
+        raw: bulk strings come back as bytes, unchanged (binary values such as MessagePack).
         timeout: seconds for connecting and for each read.
 
     Returns:
-        str, int, None or a (nested) list, as the server answered.
+        str (or bytes, when ``raw``), int, None or a (nested) list, as the server answered.
 
     Raises:
         RedisError: the server answered with an error.
         OSError: no connection (refused, timed out, reset).
     """
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        commands = ([("AUTH", password)] if password else []) + [args]
+        commands: list[tuple[Any, ...]] = [("AUTH", password)] if password else []
+        commands += [("SELECT", db)] if db is not None else []
+        commands.append(args)
         sock.sendall(b"".join(_encode(tuple(c)) for c in commands))
         with sock.makefile("rb") as stream:
-            replies = [_read(stream) for _ in commands]
+            replies = [_read(stream, raw) for _ in commands]
     for reply in replies:
         if isinstance(reply, RedisError):
             raise reply

@@ -23,6 +23,12 @@ state. The report then says:
 - ``recovery_s``: from the start of the fault until every client had an update ACKed
   again; ``convergence_s``: from the end of the load until every client agreed.
 
+For plots, the report also keeps what happened over time (left out of ``as_dict()`` and
+``summary()``): ``samples``, one ``(client, sent_s, latency_s, outcome)`` per update
+(``latency_s`` None unless ACKed; ``outcome`` "ACK" or the error), and ``arrivals``, one
+``(client, at_s, version)`` per delta or full state received; times from the start of the
+load.
+
 Example::
 
     instance = KasagiInstance().start()
@@ -125,6 +131,8 @@ class ScenarioReport:
     recovery_s: float | None
     convergence_s: float | None
     errors: dict[str, int] = field(default_factory=dict)
+    samples: list[tuple[str, float, float | None, str]] = field(default_factory=list, repr=False)
+    arrivals: list[tuple[str, float, int]] = field(default_factory=list, repr=False)
 
     @property
     def converged(self) -> bool:
@@ -132,8 +140,12 @@ class ScenarioReport:
         return self.convergence_s is not None
 
     def as_dict(self) -> dict[str, Any]:
-        """The report as plain data (for JSON, logs or a DataFrame row)."""
-        return {**dataclasses.asdict(self), "converged": self.converged}
+        """The report as plain data (for JSON, logs or a DataFrame row), without the
+        per-update ``samples`` and ``arrivals``."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("samples", "arrivals")}
+        return {**data, "lost_samples": list(self.lost_samples), "errors": dict(self.errors),
+                "converged": self.converged}
 
     def summary(self) -> str:
         """A few human-readable lines."""
@@ -179,13 +191,14 @@ class _Writer:
         self.pending: dict[int, int] = {}  # requestId -> seq
         self.acked: list[tuple[int, str | None, int]] = []  # (seq, epoch, version), by seq
         self.lost: set[int] = set()
-        self.arrivals: list[float] = []
+        self.arrivals: list[tuple[float, int]] = []  # (time, version)
         self.epochs: set[str] = set()
         self.epoch: str | None = None
         self.version = -1
         self.duplicates = self.gaps = self.backwards = self.full_states = 0
         self.acked_after: float | None = None  # the first ACK at or after this time...
         self.first_ack_after: float | None = None  # ...came then
+        self.samples: list[tuple[float, float | None, str]] = []  # (sent, latency, outcome)
 
     async def start(self, encoding: str) -> None:
         """Connects, starts recording, and joins the room."""
@@ -209,8 +222,8 @@ class _Writer:
             self.first_ack_after = now
 
     def _arrived(self, msg: Message) -> tuple[str | None, int]:
-        self.arrivals.append(time.monotonic())
         epoch, version = msg.get("epoch"), int(msg.get("version", 0))
+        self.arrivals.append((time.monotonic(), version))
         if epoch is not None:
             self.epochs.add(epoch)
         return epoch, version
@@ -269,12 +282,15 @@ class _Writer:
             self.pending[request_id] = self.seq
             self.sent += 1
             msg = {"type": "STATE_UPDATE", "roomId": self.room, "requestId": request_id}
+            sent = time.monotonic()
             try:
                 await self.client.request({**msg, "payload": {"seq": self.seq}})
+                self.samples.append((sent, time.monotonic() - sent, "ACK"))
             except (Disconnected, TimeoutError, KasagiError) as err:
                 self.pending.pop(request_id, None)
                 kind = err.code if isinstance(err, KasagiError) else type(err).__name__
                 self.errors[kind] = self.errors.get(kind, 0) + 1
+                self.samples.append((sent, None, kind))
             try:
                 await asyncio.wait_for(stop.wait(), interval * random.uniform(0.5, 1.5))
             except TimeoutError:
@@ -282,7 +298,7 @@ class _Writer:
 
     def longest_pause(self, start: float, end: float) -> float:
         """The longest time between two arrivals within [start, end] (the bounds count)."""
-        times = [start, *(t for t in self.arrivals if start < t < end), end]
+        times = [start, *(t for t, _ in self.arrivals if start < t < end), end]
         return max(b - a for a, b in zip(times, times[1:], strict=False))
 
 
@@ -422,4 +438,13 @@ def _report(
         recovery_s=recovery_s,
         convergence_s=convergence_s,
         errors=errors,
+        samples=sorted(
+            (w.name, sent - load_start, latency, outcome)
+            for w in writers
+            for sent, latency, outcome in w.samples
+        ),
+        arrivals=sorted(
+            (w.name, t - load_start, v) for w in writers for t, v in w.arrivals
+            if t >= load_start
+        ),
     )
