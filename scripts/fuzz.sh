@@ -5,12 +5,20 @@
 # with the reproducer in artifacts/fuzz/ and a non-zero exit.
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]   targets: decode_json decode_msgpack
 #                                                merge_patch jwt (default: all)
+#   bash scripts/fuzz.sh --build-only [TARGET...] builds them, runs nothing
 # Needs what scripts/setup.sh installs, plus clang and its libFuzzer/ASan runtime
 # (installed here when missing: the runtime is only a recommended package of clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${1:-60}"
-shift || true
+build_only=0
+if [ "${1:-}" = "--build-only" ]; then
+  build_only=1
+  shift
+  seconds=0
+else
+  seconds="${1:-60}"
+  shift || true
+fi
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(decode_json decode_msgpack merge_patch jwt)
 
@@ -28,6 +36,7 @@ fi
 cmake -S . -B build/fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKASAGI_FUZZ=ON -DKASAGI_TOOLS=OFF >/dev/null
 cmake --build build/fuzz --target "${targets[@]/#/fuzz_}"
+[ "$build_only" = "1" ] && exit 0
 
 mkdir -p artifacts/fuzz
 for t in "${targets[@]}"; do

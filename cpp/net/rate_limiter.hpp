@@ -1,4 +1,5 @@
-// Token bucket: `rate` messages per second on average, bursts of up to `burst`.
+// Token bucket: `rate` tokens per second on average, bursts of up to `burst`. Counts
+// messages (allow) or bytes (charge after the fact, then wait out the debt).
 #pragma once
 #include <algorithm>
 #include <chrono>
@@ -15,15 +16,31 @@ class RateLimiter {
   // A rate of 0 or less means unlimited.
   bool allow(Clock::time_point now) {
     if (rate_ <= 0) return true;
-    const double elapsed = std::chrono::duration<double>(now - last_).count();
-    last_ = now;
-    tokens_ = std::min(burst_, tokens_ + elapsed * rate_);
+    refill(now);
     if (tokens_ < 1.0) return false;
     tokens_ -= 1.0;
     return true;
   }
 
+  // Takes `amount` tokens after the fact: the bucket may go into debt.
+  void charge(double amount) { tokens_ -= amount; }
+
+  // How long until the bucket holds a positive amount again (zero: it does now).
+  Clock::duration wait(Clock::time_point now) {
+    if (rate_ <= 0) return Clock::duration::zero();
+    refill(now);
+    if (tokens_ > 0) return Clock::duration::zero();
+    return std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>((1.0 - tokens_) / rate_));
+  }
+
  private:
+  void refill(Clock::time_point now) {
+    const double elapsed = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    tokens_ = std::min(burst_, tokens_ + elapsed * rate_);
+  }
+
   double rate_;
   double burst_;
   double tokens_;

@@ -7,9 +7,8 @@
 // slows the sender. That bounds the CPU any stream of input can take (pings, empty
 // fragments), including what never becomes a message the rate limiter could count.
 #pragma once
-#include <algorithm>
-#include <chrono>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <variant>
 #include <boost/asio/io_context.hpp>
@@ -20,6 +19,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/beast/websocket/teardown.hpp>
+#include "net/rate_limiter.hpp"
 
 namespace kasagi::net {
 
@@ -76,28 +76,29 @@ class Stream {
   // Limits reads to `bytes_per_second` on average, in bursts of one second's worth.
   // 0: unlimited.
   void limit_reads(std::uint32_t bytes_per_second) {
-    read_rate_ = bytes_per_second;
-    read_tokens_ = bytes_per_second;
-    refilled_ = Clock::now();
-    if (read_rate_ > 0) read_wait_ = std::make_unique<boost::asio::steady_timer>(get_executor());
+    read_budget_.reset();
+    read_wait_.reset();
+    if (bytes_per_second == 0) return;
+    read_budget_.emplace(bytes_per_second, bytes_per_second);
+    read_wait_ = std::make_unique<boost::asio::steady_timer>(get_executor());
   }
 
   template <class Buffers, class Handler>
   void async_read_some(const Buffers& buffers, Handler&& handler) {
-    if (read_rate_ == 0) {
+    if (!read_budget_) {
       auto read = [&](auto& s) { s.async_read_some(buffers, std::forward<Handler>(handler)); };
       return std::visit(read, s_);
     }
     // Throttled: wait while the budget is spent, then read and charge what was read.
     auto read_now = [this, buffers, h = std::forward<Handler>(handler)](auto&&...) mutable {
       auto charge = [this, h = std::move(h)](boost::beast::error_code ec, std::size_t n) mutable {
-        read_tokens_ -= static_cast<double>(n);
+        read_budget_->charge(static_cast<double>(n));
         h(ec, n);
       };
       std::visit([&](auto& s) { s.async_read_some(buffers, std::move(charge)); }, s_);
     };
-    const auto wait = read_delay();
-    if (wait <= Clock::duration::zero()) return read_now();
+    const auto wait = read_budget_->wait(RateLimiter::Clock::now());
+    if (wait <= RateLimiter::Clock::duration::zero()) return read_now();
     // Nobody cancels the wait: when the socket was closed meanwhile, the read fails.
     read_wait_->expires_after(wait);
     read_wait_->async_wait(std::move(read_now));
@@ -122,24 +123,8 @@ class Stream {
   }
 
  private:
-  using Clock = std::chrono::steady_clock;
-
-  // How long the next read must wait for the budget to be positive again.
-  Clock::duration read_delay() {
-    const auto now = Clock::now();
-    const double rate = read_rate_;
-    const double elapsed = std::chrono::duration<double>(now - refilled_).count();
-    read_tokens_ = std::min(rate, read_tokens_ + rate * elapsed);
-    refilled_ = now;
-    if (read_tokens_ > 0) return Clock::duration::zero();
-    return std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>((1.0 - read_tokens_) / rate));
-  }
-
   std::variant<Tcp, Tls> s_;
-  std::uint32_t read_rate_ = 0;
-  double read_tokens_ = 0;
-  Clock::time_point refilled_{};
+  std::optional<RateLimiter> read_budget_;  // bytes; none: unlimited
   std::unique_ptr<boost::asio::steady_timer> read_wait_;
 };
 

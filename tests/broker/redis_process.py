@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kasagi.testing import free_port
 
-def free_port() -> int:
-    """Returns a TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["Resp", "RespError", "RedisProcess", "free_port"]
+
+
 
 
 class RespError(Exception):

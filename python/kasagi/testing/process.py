@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -37,9 +38,35 @@ _live: set[ManagedProcess] = set()
 _live_lock = threading.Lock()
 
 
+_handed_out: set[int] = set()
+_random = random.SystemRandom()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """Returns a TCP port that was free on ``host`` a moment ago (the kernel's choice)."""
-    with socket.socket() as sock:
+    """Returns a TCP port that is free on ``host`` right now, for a server about to start.
+
+    Not the kernel's choice (``bind(0)``): that comes from the ephemeral range, from which
+    the kernel also picks the local port of every outgoing connection, so one of the
+    test's own clients or Redis's replication links could take it before the server binds
+    it ("Address already in use"). Ports below that range are never picked that way; one
+    is drawn at random, checked, and not handed out twice by this process.
+    """
+    low, _ = _ephemeral_range()
+    if low > 11_000:
+        for _ in range(200):
+            port = _random.randrange(10_000, low)
+            if port not in _handed_out and port_free(port, host):
+                _handed_out.add(port)
+                return port
+    with socket.socket() as sock:  # no room below the range: the kernel's choice after all
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
