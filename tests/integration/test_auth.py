@@ -3,7 +3,6 @@ server over real sockets (docs/security.md)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 import time
