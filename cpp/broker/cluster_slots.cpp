@@ -56,9 +56,8 @@ std::optional<SlotMap> SlotMap::parse(const redisReply& reply, const HostPort& a
     HostPort master{std::string(reply_text(*node->element[0])),
                     static_cast<std::uint16_t>(node->element[1]->integer)};
     if (master.host.empty()) master.host = asked.host;  // the node asked, by its own view
-    for (auto s = first->integer; s <= last->integer; ++s) {
-      map.moved(static_cast<std::uint16_t>(s), master);
-    }
+    std::fill(map.slot_node_.begin() + first->integer, map.slot_node_.begin() + last->integer + 1,
+              map.node_index(std::move(master)));
   }
   return map;
 }
@@ -69,11 +68,15 @@ const HostPort* SlotMap::master(std::uint16_t slot) const {
 }
 
 void SlotMap::moved(std::uint16_t slot, HostPort master) {
+  slot_node_[slot % kClusterSlots] = node_index(std::move(master));
+}
+
+std::int16_t SlotMap::node_index(HostPort master) {
   auto it = std::find_if(nodes_.begin(), nodes_.end(), [&](const HostPort& n) {
     return n.host == master.host && n.port == master.port;
   });
   if (it == nodes_.end()) it = nodes_.insert(nodes_.end(), std::move(master));
-  slot_node_[slot % kClusterSlots] = static_cast<std::int16_t>(it - nodes_.begin());
+  return static_cast<std::int16_t>(it - nodes_.begin());
 }
 
 std::vector<HostPort> SlotMap::masters() const {

@@ -35,6 +35,9 @@ class SlotMap {
   std::vector<HostPort> masters() const;
 
  private:
+  // The index of `master` in nodes_, added when new.
+  std::int16_t node_index(HostPort master);
+
   std::vector<HostPort> nodes_;               // the masters seen
   std::array<std::int16_t, kClusterSlots> slot_node_{};  // index in nodes_, or -1
 };

@@ -64,9 +64,7 @@ void Relay::send_join(std::uint64_t conn, Local& l, room::Clock::time_point now)
   l.attached = false;
   Message join;
   if (!l.token.empty()) {  // resume: the same player, a fresh FULL_STATE
-    join.type = Type::join_room;
-    join.room_id = room_id_;
-    join.payload = state::Object{{"sessionToken", l.token}};
+    join = protocol::make_resume_join(room_id_, l.token);
   } else if (l.join) {
     join = *l.join;
   } else {

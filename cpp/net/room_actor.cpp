@@ -348,9 +348,7 @@ void RoomActor::on_loaded(Status status, broker::RoomLog log) {
   for (auto& h : handover_) {  // members that were here already join the new room
     Message join;
     if (!h.token.empty()) {
-      join.type = protocol::Type::join_room;
-      join.room_id = id_;
-      join.payload = state::Object{{"sessionToken", h.token}};
+      join = protocol::make_resume_join(id_, h.token);
     } else if (h.join) {
       join = std::move(*h.join);
     } else {

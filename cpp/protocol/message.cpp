@@ -74,4 +74,12 @@ Message make_error(ErrorCode code, std::string_view text, std::string_view room_
   return m;
 }
 
+Message make_resume_join(std::string_view room_id, std::string_view session_token) {
+  Message m;
+  m.type = Type::join_room;
+  m.room_id = room_id;
+  m.payload = state::Object{{"sessionToken", session_token}};
+  return m;
+}
+
 }  // namespace kasagi::protocol

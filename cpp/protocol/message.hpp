@@ -55,4 +55,7 @@ struct Message {
 Message make_error(ErrorCode code, std::string_view text, std::string_view room_id = {},
                    std::optional<std::uint64_t> request_id = std::nullopt);
 
+// Builds the JOIN_ROOM that resumes a session: payload {sessionToken}.
+Message make_resume_join(std::string_view room_id, std::string_view session_token);
+
 }  // namespace kasagi::protocol

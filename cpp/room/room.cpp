@@ -120,12 +120,17 @@ void Room::refuse_join(const MemberPtr& m, ErrorCode code, std::string_view text
 }
 
 void Room::send_ack(const MemberPtr& m, const Message& cause) {
+  send_ack(m, version_, cause.request_id);
+}
+
+void Room::send_ack(const MemberPtr& m, std::uint64_t version,
+                    std::optional<std::uint64_t> request_id) {
   Message ack;
   ack.type = Type::ack;
   ack.room_id = id_;
   ack.payload = state::Object();
-  ack.version = version_;
-  ack.request_id = cause.request_id;
+  ack.version = version;
+  ack.request_id = request_id;
   send(m, ack);
 }
 
@@ -138,13 +143,7 @@ void Room::durable(std::uint64_t version) {
   if (version > durable_version_) durable_version_ = version;
   while (!pending_acks_.empty() && pending_acks_.front().version <= durable_version_) {
     auto& p = pending_acks_.front();
-    Message ack;
-    ack.type = Type::ack;
-    ack.room_id = id_;
-    ack.payload = state::Object();
-    ack.version = p.version;
-    ack.request_id = p.request_id;
-    send(p.member, ack);
+    send_ack(p.member, p.version, p.request_id);
     pending_acks_.pop_front();
   }
 }

@@ -140,6 +140,8 @@ class Room final : public Inbox, public RoomControl {
   void send_error(const MemberPtr& m, protocol::ErrorCode code, std::string_view text,
                   const protocol::Message& cause);
   void send_ack(const MemberPtr& m, const protocol::Message& cause);
+  void send_ack(const MemberPtr& m, std::uint64_t version,
+                std::optional<std::uint64_t> request_id);
   // ERROR `code` for a JOIN_ROOM, and the member is told it is not in the room.
   void refuse_join(const MemberPtr& m, protocol::ErrorCode code, std::string_view text,
                    const protocol::Message& cause);
