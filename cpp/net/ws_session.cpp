@@ -77,23 +77,37 @@ bool WsSession::at_home() const {
   return home_.load(std::memory_order_acquire)->get_executor().running_in_this_thread();
 }
 
-// Called while the first JOIN_ROOM is dispatched: no read is pending (on_read is running),
-// no room knows the session yet, so nothing but close() can be on its way to the old home.
-// A write or ping in flight, or TLS, keeps the connection where it is.
-void WsSession::move_to(const RoomActor& actor) {
+// Called while the first JOIN_ROOM is dispatched: the join is posted to the room right
+// after, while this (old) thread still runs on_read. The room's answers go through
+// post_home, which follows home_ wherever it points by the time they run.
+void WsSession::plan_move(const RoomActor& actor) {
   placed_ = true;
   auto& target = actor.executor().context();
-  if (&target == home_.load(std::memory_order_relaxed) || !ctx_.pool.owns(target) ||
-      writing_ || ping_in_flight_ || closing_ || finished_) {
-    return;
+  if (&target != home_.load(std::memory_order_relaxed) && ctx_.pool.owns(target)) {
+    move_target_ = &target;
   }
-  if (!ws_.next_layer().move_to(target)) return;
-  home_.store(&target, std::memory_order_release);
+}
+
+// The end of on_read: no read is pending, and no handler of this session can run on the
+// old thread until this one returns. A write or ping in flight, or TLS, keeps the
+// connection where it is. Once home_ names the new thread, that thread may run the
+// session's handlers (the room's FULL_STATE): everything the move changes is done before,
+// and nothing after it but the post that starts reading there.
+bool WsSession::move_home() {
+  auto* target = std::exchange(move_target_, nullptr);
+  if (!target || writing_ || ping_in_flight_ || closing_ || finished_) return false;
+  if (!ws_.next_layer().move_to(*target)) return false;
   // Neither timer is armed but the idle one, whose cancelled wait ends on the old thread
   // without touching the session.
-  close_timer_ = asio::steady_timer(target.get_executor());
-  idle_timer_ = asio::steady_timer(target.get_executor());
-  arm_idle();
+  close_timer_ = asio::steady_timer(target->get_executor());
+  idle_timer_ = asio::steady_timer(target->get_executor());
+  home_.store(target, std::memory_order_release);
+  asio::post(*target, [self = shared_from_this()] {
+    if (self->closing_ || self->finished_) return;
+    self->arm_idle();
+    self->do_read();
+  });
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -200,7 +214,8 @@ void WsSession::on_read(beast::error_code ec, std::size_t bytes) {
   const auto data = buffer_.cdata();
   handle_frame(std::string_view(static_cast<const char*>(data.data()), data.size()));
   buffer_.consume(buffer_.size());
-  if (!closing_) do_read();
+  if (closing_ || move_home()) return;
+  do_read();
 }
 
 void WsSession::handle_frame(std::string_view bytes) {
@@ -297,7 +312,7 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
           return reply_error(ErrorCode::unavailable, "server has reached its maximum of rooms",
                              msg.room_id, msg.request_id);
         }
-        if (!placed_) move_to(*actor);
+        if (!placed_) plan_move(*actor);
         rooms_.emplace(msg.room_id, Membership{actor, actor->uid()});
       }
       RoomActor* raw = actor.get();

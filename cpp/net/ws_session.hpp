@@ -70,8 +70,12 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   template <class F>
   void post_home(F f);
   bool at_home() const;
-  // Moves the connection onto the thread of `actor`, the first room it joins, when it can.
-  void move_to(const RoomActor& actor);
+  // The connection is to move onto the thread of `actor`, the first room it joins; the
+  // move itself waits for the end of the read handler (move_home).
+  void plan_move(const RoomActor& actor);
+  // Moves it, when it can, as the last thing its old thread does for it; returns whether
+  // the next read was handed to the new home.
+  bool move_home();
   void arm_idle();
   void on_idle();
 
@@ -95,6 +99,7 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   const room::Identity identity_;
   std::atomic<boost::asio::io_context*> home_;  // whose thread runs this session's handlers
   bool placed_ = false;                         // moved (or stayed) at its first join
+  boost::asio::io_context* move_target_ = nullptr;  // planned by plan_move
   boost::asio::steady_timer close_timer_;  // bounds how long a close handshake may take
   boost::asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_heard_;  // any frame from the peer

@@ -42,11 +42,12 @@ async def _play(server: kasagi.Server, directory: pathlib.Path) -> dict[str, Any
         await bob.update(ROOM, {"hp": 100 - i}, ack=True)
         await alice.update("lobby", {"i": i})
     await bob.resync(ROOM)  # one FULL_STATE after the first: a resync in the trace
-    await bob.update(ROOM, {"done": True}, ack=True)
-    version = alice.rooms[ROOM].version
-    await alice.wait_version(ROOM, bob.rooms[ROOM].version)
-    await bob.wait_version(ROOM, alice.rooms[ROOM].version)
-    assert version <= alice.rooms[ROOM].version
+    # The last update's version (its ACK's) is the room's last: the ACK can come before the
+    # delta that carries it, so both mirrors wait for it.
+    last = await bob.update(ROOM, {"done": True}, ack=True)
+    await alice.wait_version(ROOM, last)
+    await bob.wait_version(ROOM, last)
+    assert alice.rooms[ROOM].version == bob.rooms[ROOM].version == last
     mirrors = {"alice": alice.rooms[ROOM], "bob": bob.rooms[ROOM]}
     await alice.close()
     await bob.close()
