@@ -130,8 +130,9 @@ def test_writes_in_flight_at_a_master_kill_complete_on_the_new_master(
 ) -> None:
     group = redis_sentinel_group
     # A window well above this group's failover (down-after 1 s plus the election), and a
-    # WAIT long enough for the remaining replica to follow the new master.
-    broker = sentinel_broker(wait_replicas=1, wait_timeout=5.0, replay_timeout=15.0)
+    # WAIT long enough for the remaining replica to follow the new master (5 s was not, once,
+    # on a 2-core machine busy compiling: the first replayed write came back unconfirmed).
+    broker = sentinel_broker(wait_replicas=1, wait_timeout=20.0, replay_timeout=20.0)
     assert broker.claim("r", "tok", 60_000)[0] == "ok"
     assert broker.append("r", "tok", entry(1), b"m1") == "ok"
 
@@ -142,7 +143,7 @@ def test_writes_in_flight_at_a_master_kill_complete_on_the_new_master(
     results: dict[int, str] = {}
 
     def append(version: int) -> None:
-        results[version] = broker.append("r", "tok", entry(version), b"m", timeout=30.0)
+        results[version] = broker.append("r", "tok", entry(version), b"m", timeout=60.0)
 
     threads = []
     for version in (2, 3, 4):
@@ -152,7 +153,7 @@ def test_writes_in_flight_at_a_master_kill_complete_on_the_new_master(
     time.sleep(0.2)
     failover = group.kill_master()
     for thread in threads:
-        thread.join(30.0)
+        thread.join(60.0)
 
     # They completed on the new master, where the ACKed entry is too, each once.
     assert results == {2: "ok", 3: "ok", 4: "ok"}
