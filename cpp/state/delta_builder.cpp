@@ -6,6 +6,8 @@
 // it), and every map above a captured node existed at the start of the batch and has not
 // been overwritten since (overwriting it would have captured it). So the start-of-batch
 // value of any location is its current value with the old values below it put back.
+// Nodes kept from an earlier batch for reuse (see recycle) are uncaptured and remember
+// nothing, so they change none of this.
 //
 // The helpers are templates over the node type only because DeltaBuilder::Node is private.
 
@@ -38,7 +40,7 @@ void prune(Node& parent, Iter child) {
 // old values out of `node`, whose children the caller then discards.
 template <class Node>
 void restore(Value& v, Node& node) {
-  if (!v.is_object()) return;  // cannot happen, see the invariant above
+  if (!v.is_object()) return;  // so nothing below was captured (invariant)
   Object& obj = v.get_object();
   for (auto& [key, child] : node.children) {
     if (!child.captured) {
@@ -153,7 +155,7 @@ void diff_children(const Object& now, const Node& node, Object& out) {
   for (const auto& [key, child] : node.children) {
     const Value* cur = now.if_contains(key);
     if (!child.captured) {
-      if (!cur || !cur->is_object()) continue;  // cannot happen, see the invariant above
+      if (!cur || !cur->is_object()) continue;  // a node kept from an earlier batch
       Object sub;
       diff_children(cur->get_object(), child, sub);
       if (!sub.empty()) out.insert_or_assign(key, std::move(sub));
@@ -170,17 +172,25 @@ void diff_children(const Object& now, const Node& node, Object& out) {
   }
 }
 
-void leaf_paths(Path& path, const Value& patch, std::vector<Path>& out) {
-  // An empty map is a leaf too: it creates a map where there was none (or a scalar), so
-  // path rules and conflict checks must see it.
-  if (!patch.is_object() || patch.get_object().empty()) {
-    out.push_back(path);
-    return;
-  }
-  for (const auto& [key, value] : patch.get_object()) {
-    path.emplace_back(key);
-    leaf_paths(path, value, out);
-    path.pop_back();
+// Starts a new batch in the tree of the one just taken: every node used in it is kept,
+// emptied, for the next batch (players rewrite the same fields tick after tick, so the
+// steady state allocates no node); a node the batch did not use (kept from an earlier
+// batch, uncaptured and childless) is dropped, so the tree never outgrows two batches.
+template <class Node>
+void recycle(Node& node) {
+  for (auto it = node.children.begin(); it != node.children.end();) {
+    Node& child = it->second;
+    if (child.captured) {
+      child.captured = false;
+      child.old.reset();
+    } else {
+      recycle(child);
+      if (child.children.empty()) {
+        it = node.children.erase(it);
+        continue;
+      }
+    }
+    ++it;
   }
 }
 
@@ -198,14 +208,9 @@ bool DeltaBuilder::empty() const { return !dirty_; }
 Object DeltaBuilder::take(const Object& doc) {
   Object delta;
   if (dirty_) diff_children(doc, root_, delta);
-  root_ = Node{};
+  recycle(root_);
   dirty_ = false;
   return delta;
-}
-
-void patch_leaf_paths(const Path& prefix, const Value& patch, std::vector<Path>& out) {
-  Path path = prefix;
-  leaf_paths(path, patch, out);
 }
 
 }  // namespace kasagi::state

@@ -5,7 +5,9 @@
 //
 // How: the first time a patch overwrites a location in this tick, the location's previous
 // value is remembered (a copy of that subtree only). take() diffs each remembered location
-// against its current value. Cost: O(size of what was overwritten), not O(document).
+// against its current value. Cost: O(size of what was overwritten), not O(document). The
+// tree of locations is kept from one batch to the next, emptied: rewriting the same fields
+// every tick allocates no node.
 #pragma once
 #include <map>
 #include <memory>
@@ -42,9 +44,5 @@ class DeltaBuilder {
   Node root_;
   bool dirty_ = false;
 };
-
-// Appends to `out` the pointer of every leaf `patch` writes when applied at `prefix`
-// (non-empty maps are descended into; every other value, null and {} included, is a leaf).
-void patch_leaf_paths(const Path& prefix, const Value& patch, std::vector<Path>& out);
 
 }  // namespace kasagi::state
