@@ -321,11 +321,11 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
       }
       auto actor = it->second.actor;
       if (msg.type == Type::leave_room) rooms_.erase(it);
-      actor->post([self, m = std::move(msg)](room::Inbox& r, room::Clock::time_point now) mutable {
+      actor->deliver([self, m = std::move(msg)](room::Inbox& r, room::Clock::time_point t) mutable {
         switch (m.type) {
-          case Type::leave_room: r.leave(self, m, now); break;
-          case Type::state_update: r.update(self, std::move(m), now); break;
-          default: r.resync(self, m, now); break;
+          case Type::leave_room: r.leave(self, m, t); break;
+          case Type::state_update: r.update(self, std::move(m), t); break;
+          default: r.resync(self, m, t); break;
         }
       });
       return;
@@ -351,17 +351,22 @@ void WsSession::reply_error(ErrorCode code, std::string_view text, std::string_v
 }
 
 void WsSession::removed_from_room(std::uint64_t room_uid, const std::string& room_id) {
-  post_home([this, room_uid, room_id] {
+  auto forget = [this, room_uid, room_id] {
     auto it = rooms_.find(room_id);
     if (it != rooms_.end() && it->second.uid == room_uid) rooms_.erase(it);
     awaiting_full_state_.erase(room_uid);
-  });
+  };
+  if (at_home()) return forget();  // in order with send(), which does the same
+  post_home(std::move(forget));
 }
 
 // ---------------------------------------------------------------------------------------
 // Writing
 
 void WsSession::send(room::Outgoing frame) {
+  // From a room on this session's own thread (the common case, see move_to), queued at
+  // once: no handler posted per delta. Rooms elsewhere post, in order.
+  if (at_home()) return enqueue(std::move(frame));
   post_home([this, f = std::move(frame)]() mutable { enqueue(std::move(f)); });
 }
 

@@ -32,11 +32,6 @@ std::string_view quotable(std::string_view s) {
   return s.substr(0, n);
 }
 
-bool requires_room(Type t) {
-  return t == Type::join_room || t == Type::leave_room || t == Type::state_update ||
-         t == Type::resync;
-}
-
 }  // namespace
 
 std::string_view subprotocol(Format f) {
