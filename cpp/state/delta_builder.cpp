@@ -66,6 +66,20 @@ void capture(Node& node, const Value* cur) {
   node.captured = true;
 }
 
+// Returns the member `key` of `obj`, or nullptr. A boost::json object this small is
+// searched linearly, key by key; `node` (tracking that member, or nullptr) remembers where
+// the key was last found, and that position is tried first.
+template <class Obj, class Node>
+auto* member(Obj& obj, std::string_view key, const Node* node) {
+  if (!node) return obj.if_contains(key);
+  if (node->at < obj.size() && (obj.begin() + node->at)->key() == key)
+    return &(obj.begin() + node->at)->value();
+  auto it = obj.find(key);
+  if (it == obj.end()) return static_cast<decltype(&it->value())>(nullptr);
+  node->at = static_cast<std::uint32_t>(it - obj.begin());
+  return &it->value();
+}
+
 template <class Node>
 bool merge_into(Object& target, Node* node, const Object& patch);
 
@@ -74,7 +88,7 @@ bool merge_into(Object& target, Node* node, const Object& patch);
 // Returns true if the member changed.
 template <class Node>
 bool apply_member(Object& parent, std::string_view key, Node* node, const Value& patch) {
-  Value* cur = parent.if_contains(key);
+  Value* cur = member(parent, key, node);
   if (patch.is_object() && cur && cur->is_object())
     return merge_into(cur->get_object(), live(node), patch.get_object());
   // From here on the member is deleted or replaced whole, or is left as it is.
@@ -85,9 +99,12 @@ bool apply_member(Object& parent, std::string_view key, Node* node, const Value&
   } else if (patch.is_object()) {
     Value fresh(boost::json::object_kind, parent.storage());
     apply_merge_patch(fresh, patch);  // drops the patch's nulls
-    parent.insert_or_assign(key, std::move(fresh));
+    if (cur) *cur = std::move(fresh);
+    else parent.emplace(key, std::move(fresh));
+  } else if (cur) {
+    *cur = patch;
   } else {
-    parent.insert_or_assign(key, patch);
+    parent.emplace(key, patch);
   }
   return true;
 }
@@ -135,7 +152,7 @@ bool apply_path(Object& target, Node* node, std::span<const std::string> path,
     child = &child_it->second;
   }
   bool changed;
-  Value* cur = target.if_contains(key);
+  Value* cur = member(target, key, child);
   if (rest.empty())
     changed = apply_member(target, key, child, patch);
   else if (cur && cur->is_object())
@@ -153,7 +170,7 @@ bool apply_path(Object& target, Node* node, std::span<const std::string> path,
 template <class Node>
 void diff_children(const Object& now, const Node& node, Object& out) {
   for (const auto& [key, child] : node.children) {
-    const Value* cur = now.if_contains(key);
+    const Value* cur = member(now, key, &child);
     if (!child.captured) {
       if (!cur || !cur->is_object()) continue;  // a node kept from an earlier batch
       Object sub;

@@ -9,6 +9,7 @@
 // tree of locations is kept from one batch to the next, emptied: rewriting the same fields
 // every tick allocates no node.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,6 +40,7 @@ class DeltaBuilder {
   struct Node {
     bool captured = false;          // the old value of this location is remembered
     std::optional<Value> old;       // that old value; nullopt = the key did not exist
+    mutable std::uint32_t at = 0;   // where the key was last found in its map (a guess)
     std::map<std::string, Node, std::less<>> children;
   };
   Node root_;
