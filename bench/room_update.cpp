@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -20,6 +21,18 @@
 
 using namespace kasagi;
 using Clock = room::Clock;
+
+// Every operator new of the process is counted (Boost.JSON's default resource and the
+// standard containers allocate through it; msgpack-c's zone calls malloc and is not).
+std::size_t g_allocations = 0;
+
+void* operator new(std::size_t size) {
+  ++g_allocations;
+  if (void* p = std::malloc(size ? size : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -55,8 +68,9 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Returns seconds for all frames through Room (decode, update, a flush per tick).
-double run_room(const std::vector<std::vector<std::string>>& frames) {
+// Returns seconds for all frames through Room (decode, update, a flush per tick), and sets
+// `allocations` to the operator new calls made meanwhile.
+double run_room(const std::vector<std::vector<std::string>>& frames, std::size_t& allocations) {
   metrics::Metrics metrics;
   std::string error;
   auto rules = room::PathRules::parse({"/players/$self"}, error);
@@ -72,6 +86,7 @@ double run_room(const std::vector<std::vector<std::string>>& frames) {
     join.payload = state::Object{{"playerName", "bot"}};
     room.join(members.back(), join, now);
   }
+  const std::size_t allocated_before = g_allocations;
   const auto start = Clock::now();
   for (const auto& tick : frames) {
     for (int p = 0; p < kPlayers; ++p) {
@@ -82,6 +97,7 @@ double run_room(const std::vector<std::vector<std::string>>& frames) {
     room.on_timer(now);
   }
   const double elapsed = seconds_since(start);
+  allocations = g_allocations - allocated_before;
   if (members[0]->frames < frames.size()) std::abort();  // a delta per tick reached everyone
   return elapsed;
 }
@@ -119,11 +135,14 @@ int main(int argc, char** argv) {
   const double updates = double(ticks) * kPlayers;
   std::vector<double> ratios;
   for (int r = 0; r < rounds; ++r) {
+    std::size_t allocations = 0;
     const double base = run_baseline(frames);
-    const double kasagi = run_room(frames);
+    const double kasagi = run_room(frames, allocations);
     ratios.push_back(kasagi / base);
-    std::printf("round %d: room %.3f us/update, msgpack-c %.3f us/update, ratio %.2f\n", r + 1,
-                kasagi / updates * 1e6, base / updates * 1e6, kasagi / base);
+    std::printf("round %d: room %.3f us/update (%.1f operator new), msgpack-c %.3f us/update, "
+                "ratio %.2f\n",
+                r + 1, kasagi / updates * 1e6, double(allocations) / updates, base / updates * 1e6,
+                kasagi / base);
   }
   std::sort(ratios.begin(), ratios.end());
   std::printf("median ratio room / msgpack-c: %.2f\n", ratios[ratios.size() / 2]);
