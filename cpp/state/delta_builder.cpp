@@ -169,22 +169,28 @@ bool apply_path(Object& target, Node* node, std::span<const std::string> path,
 // current value of `node`'s location.
 template <class Node>
 void diff_children(const Object& now, const Node& node, Object& out) {
+  // Room for every child at the first member added (a map grows by half: ten players'
+  // entries would otherwise take seven allocations), none for a map that stays empty.
+  auto put = [&](std::string_view key, auto&& value) {
+    if (out.empty()) out.reserve(node.children.size());
+    out.insert_or_assign(key, std::forward<decltype(value)>(value));
+  };
   for (const auto& [key, child] : node.children) {
     const Value* cur = member(now, key, &child);
     if (!child.captured) {
       if (!cur || !cur->is_object()) continue;  // a node kept from an earlier batch
       Object sub;
       diff_children(cur->get_object(), child, sub);
-      if (!sub.empty()) out.insert_or_assign(key, std::move(sub));
+      if (!sub.empty()) put(key, std::move(sub));
     } else if (!child.old) {
-      if (cur) out.insert_or_assign(key, *cur);
+      if (cur) put(key, *cur);
     } else if (!cur) {
-      out.insert_or_assign(key, nullptr);
+      put(key, nullptr);
     } else if (child.old->is_object() && cur->is_object()) {
       Value sub = merge_patch_diff(*child.old, *cur);
-      if (!sub.get_object().empty()) out.insert_or_assign(key, std::move(sub));
+      if (!sub.get_object().empty()) put(key, std::move(sub));
     } else if (*child.old != *cur) {
-      out.insert_or_assign(key, *cur);
+      put(key, *cur);
     }
   }
 }
