@@ -4,6 +4,8 @@
 // (MessagePack first tries a direct conversion that accepts only well-formed frames of
 // envelope keys; every other frame, and every error, goes through decode_frame.)
 #pragma once
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include "protocol/codec.hpp"
@@ -19,6 +21,17 @@ DecodeResult decode_msgpack(std::string_view bytes, const DecodeLimits& limits);
 // Checks the envelope of a parsed frame and builds the message (codec.cpp). Returns the
 // message, or the first problem found.
 DecodeResult decode_frame(boost::json::value&& frame, const DecodeLimits& limits);
+
+// The envelope's unsigned integer fields: wire key and member.
+struct UintField {
+  std::string_view key;
+  std::optional<std::uint64_t> Message::*field;
+};
+inline constexpr UintField kUintFields[] = {
+    {"version", &Message::version},     {"baseVersion", &Message::base_version},
+    {"tick", &Message::tick},           {"requestId", &Message::request_id},
+    {"timestamp", &Message::timestamp},
+};
 
 // True for the types whose frames must carry a roomId.
 inline bool requires_room(Type t) {

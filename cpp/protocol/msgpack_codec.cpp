@@ -201,15 +201,6 @@ std::string to_frame(const msgpack::object& o, boost::json::object& frame) {
 // and their messages come from one place for both formats.
 std::optional<Message> to_message(const msgpack::object& o, const DecodeLimits& limits) {
   enum : unsigned { k_type = 1, k_room = 2, k_payload = 4, k_path = 8, k_epoch = 16, k_uint = 32 };
-  struct UintField {
-    std::string_view key;
-    std::optional<std::uint64_t> Message::*field;
-  };
-  static constexpr UintField kUintFields[] = {
-      {"version", &Message::version},     {"baseVersion", &Message::base_version},
-      {"tick", &Message::tick},           {"requestId", &Message::request_id},
-      {"timestamp", &Message::timestamp},
-  };
   Message m;
   unsigned seen = 0;
   auto first = [&seen](unsigned bit) {  // marks `bit` seen; false if it was already
