@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tick-rate", type=float, default=20.0, help="the Kasagi server's tick rate")
     p.add_argument("--encoding", choices=("msgpack", "json"), default="msgpack")
     p.add_argument("--threads", type=int, default=2, help="loadgen I/O threads")
+    p.add_argument("--server-threads", type=int, default=0,
+                   help="the Kasagi server's I/O threads (default 0: one per core)")
     p.add_argument("--loadgen", type=Path, help="kasagi-loadgen (default: the installed one)")
     p.add_argument("--redis-server", default="redis-server", help="redis-server binary")
     p.add_argument("--skip-redis", action="store_true", help="measure Kasagi only (no ratio)")
@@ -160,7 +162,7 @@ def measure_kasagi(a: argparse.Namespace, loadgen: Path, extra: Sequence[str] = 
     try:
         server = start([sys.executable, "-m", "kasagi", "serve", "--host", "127.0.0.1",
                         "--port", str(port), "--tick-rate", str(a.tick_rate),
-                        "--log-level", "warning",
+                        "--threads", str(a.server_threads), "--log-level", "warning",
                         # Every simulated client comes from 127.0.0.1: no per-address limits.
                         "--max-connections-per-ip", "0", "--join-rate-per-ip", "0", *extra])
         wait_until(lambda: healthz_ok(port), server, "kasagi server")

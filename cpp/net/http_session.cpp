@@ -41,15 +41,15 @@ std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
-Stream make_stream(asio::ip::tcp::socket&& socket, Context& ctx) {
-  beast::tcp_stream tcp(std::move(socket));
+Stream make_stream(Stream::Socket&& socket, Context& ctx) {
+  Stream::Tcp tcp(std::move(socket));
   if (ctx.tls) return Stream(std::move(tcp), *ctx.tls);
   return Stream(std::move(tcp));
 }
 
 }  // namespace
 
-HttpSession::HttpSession(asio::ip::tcp::socket&& socket, Context& ctx, IpLimits::Lease lease)
+HttpSession::HttpSession(Stream::Socket&& socket, Context& ctx, IpLimits::Lease lease)
     : stream_(make_stream(std::move(socket), ctx)), lease_(std::move(lease)), ctx_(ctx) {}
 
 void HttpSession::run() {

@@ -17,7 +17,7 @@ namespace kasagi::net {
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(boost::asio::ip::tcp::socket&& socket, Context& ctx, IpLimits::Lease lease);
+  HttpSession(Stream::Socket&& socket, Context& ctx, IpLimits::Lease lease);
   void run();
 
  private:

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/error.hpp>
 #include "net/context.hpp"
+#include "net/stream.hpp"
 
 namespace kasagi::net {
 
@@ -22,7 +23,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
  private:
   void do_accept();
-  void on_accept(boost::beast::error_code ec, boost::asio::ip::tcp::socket socket);
+  void on_accept(boost::beast::error_code ec, Stream::Socket socket);
 
   Context& ctx_;
   IoPool::Executor executor_;  // the acceptor's thread

@@ -68,6 +68,21 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
     });
   }
 
+  // A client's message: as post(), but on the room's own thread (a connection moves to its
+  // first room's thread) while this instance is the authority, runs it at once, with no
+  // handler posted and no std::function allocated. The connection's order holds: its
+  // earlier inputs were posted to this thread before the read that brought this one began.
+  // Only from a session's read handler, never from inside the room (it would re-enter it).
+  template <class F>
+  void deliver(F&& f) {
+    if (executor_.running_in_this_thread() && role_ == Role::authority) {
+      const auto now = room::Clock::now();
+      f(static_cast<room::Inbox&>(*room_), now);
+      return after_event(now);
+    }
+    post(Input(std::forward<F>(f)));
+  }
+
   // Runs f(room or nullptr when this instance is not the authority) on the room's thread.
   void inspect(std::function<void(const room::Room*)> f) {
     boost::asio::post(executor_, [self = shared_from_this(), f = std::move(f)] {

@@ -25,7 +25,12 @@ namespace kasagi::net {
 
 class Stream {
  public:
-  using Tcp = boost::beast::tcp_stream;
+  // On an io_context's own executor type, not the type-erased any_io_executor of
+  // beast::tcp_stream: every asynchronous operation copies its executor a few times (work
+  // guards at each layer), which type erasure made a visible cost per message.
+  using Executor = boost::asio::io_context::executor_type;
+  using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
+  using Tcp = boost::beast::basic_stream<boost::asio::ip::tcp, Executor>;
   using Tls = boost::beast::ssl_stream<Tcp>;
   using executor_type = Tcp::executor_type;
 
@@ -55,7 +60,7 @@ class Stream {
     if (ec) return false;
     const auto fd = old.release(ec);  // leaves the old context's reactor, stays open
     if (ec) return false;
-    boost::asio::ip::tcp::socket moved(ctx);
+    Socket moved(ctx.get_executor());
     moved.assign(protocol, fd, ec);
     if (ec) {
       old.assign(protocol, fd, ec);  // back where it was (or closed by the failure)

@@ -77,9 +77,8 @@ bool WsSession::at_home() const {
   return home_.load(std::memory_order_acquire)->get_executor().running_in_this_thread();
 }
 
-// Called while the first JOIN_ROOM is dispatched: the join is posted to the room right
-// after, while this (old) thread still runs on_read. The room's answers go through
-// post_home, which follows home_ wherever it points by the time they run.
+// Called while the first JOIN_ROOM is dispatched; when a move is planned, the join waits
+// for move_home at the end of on_read.
 void WsSession::plan_move(const RoomActor& actor) {
   placed_ = true;
   auto& target = actor.executor().context();
@@ -91,17 +90,24 @@ void WsSession::plan_move(const RoomActor& actor) {
 // The end of on_read: no read is pending, and no handler of this session can run on the
 // old thread until this one returns. A write or ping in flight, or TLS, keeps the
 // connection where it is. Once home_ names the new thread, that thread may run the
-// session's handlers (the room's FULL_STATE): everything the move changes is done before,
-// and nothing after it but the post that starts reading there.
+// session's handlers: everything the move changes is done before, and only then is the
+// join posted, so every answer of the room finds the session at its new home, in order
+// (an answer posted to the old home would be re-posted behind later ones). The join goes
+// out whether the move happens or not; the posted read follows it on the new thread.
 bool WsSession::move_home() {
   auto* target = std::exchange(move_target_, nullptr);
-  if (!target || writing_ || ping_in_flight_ || closing_ || finished_) return false;
-  if (!ws_.next_layer().move_to(*target)) return false;
-  // Neither timer is armed but the idle one, whose cancelled wait ends on the old thread
-  // without touching the session.
-  close_timer_ = asio::steady_timer(target->get_executor());
-  idle_timer_ = asio::steady_timer(target->get_executor());
-  home_.store(target, std::memory_order_release);
+  auto join = std::exchange(deferred_join_, {});
+  const bool moved = target && !writing_ && !ping_in_flight_ && !closing_ && !finished_ &&
+                     ws_.next_layer().move_to(*target);
+  if (moved) {
+    // Neither timer is armed but the idle one, whose cancelled wait ends on the old thread
+    // without touching the session.
+    close_timer_ = asio::steady_timer(target->get_executor());
+    idle_timer_ = asio::steady_timer(target->get_executor());
+    home_.store(target, std::memory_order_release);
+  }
+  if (join.actor) join.actor->post(std::move(join.input));
+  if (!moved) return false;
   asio::post(*target, [self = shared_from_this()] {
     if (self->closing_ || self->finished_) return;
     self->arm_idle();
@@ -214,7 +220,8 @@ void WsSession::on_read(beast::error_code ec, std::size_t bytes) {
   const auto data = buffer_.cdata();
   handle_frame(std::string_view(static_cast<const char*>(data.data()), data.size()));
   buffer_.consume(buffer_.size());
-  if (closing_ || move_home()) return;
+  const bool moved = move_home();  // also posts a join it held back
+  if (closing_ || moved) return;
   do_read();
 }
 
@@ -316,10 +323,17 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
         rooms_.emplace(msg.room_id, Membership{actor, actor->uid()});
       }
       RoomActor* raw = actor.get();
-      actor->post([self, raw, m = std::move(msg)](room::Inbox& r, room::Clock::time_point now) {
+      RoomActor::Input join = [self, raw, m = std::move(msg)](room::Inbox& r,
+                                                              room::Clock::time_point now) {
         raw->pending_joins.fetch_sub(1, std::memory_order_relaxed);
         r.join(self, m, now);
-      });
+      };
+      // Moving: the room must not answer before the move is done (move_home posts it).
+      if (move_target_) {
+        deferred_join_ = {std::move(actor), std::move(join)};
+        return;
+      }
+      actor->post(std::move(join));
       return;
     }
     case Type::leave_room:
@@ -336,11 +350,11 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
       }
       auto actor = it->second.actor;
       if (msg.type == Type::leave_room) rooms_.erase(it);
-      actor->post([self, m = std::move(msg)](room::Inbox& r, room::Clock::time_point now) mutable {
+      actor->deliver([self, m = std::move(msg)](room::Inbox& r, room::Clock::time_point t) mutable {
         switch (m.type) {
-          case Type::leave_room: r.leave(self, m, now); break;
-          case Type::state_update: r.update(self, std::move(m), now); break;
-          default: r.resync(self, m, now); break;
+          case Type::leave_room: r.leave(self, m, t); break;
+          case Type::state_update: r.update(self, std::move(m), t); break;
+          default: r.resync(self, m, t); break;
         }
       });
       return;
@@ -366,17 +380,22 @@ void WsSession::reply_error(ErrorCode code, std::string_view text, std::string_v
 }
 
 void WsSession::removed_from_room(std::uint64_t room_uid, const std::string& room_id) {
-  post_home([this, room_uid, room_id] {
+  auto forget = [this, room_uid, room_id] {
     auto it = rooms_.find(room_id);
     if (it != rooms_.end() && it->second.uid == room_uid) rooms_.erase(it);
     awaiting_full_state_.erase(room_uid);
-  });
+  };
+  if (at_home()) return forget();  // in order with send(), which does the same
+  post_home(std::move(forget));
 }
 
 // ---------------------------------------------------------------------------------------
 // Writing
 
 void WsSession::send(room::Outgoing frame) {
+  // From a room on this session's own thread (the common case, see move_home), queued at
+  // once: no handler posted per delta. Rooms elsewhere post, in order.
+  if (at_home()) return enqueue(std::move(frame));
   post_home([this, f = std::move(frame)]() mutable { enqueue(std::move(f)); });
 }
 

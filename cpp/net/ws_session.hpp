@@ -73,8 +73,8 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   // The connection is to move onto the thread of `actor`, the first room it joins; the
   // move itself waits for the end of the read handler (move_home).
   void plan_move(const RoomActor& actor);
-  // Moves it, when it can, as the last thing its old thread does for it; returns whether
-  // the next read was handed to the new home.
+  // Moves it, when it can, as the last thing its old thread does for it, then posts the
+  // join it held back; returns whether the next read was handed to the new home.
   bool move_home();
   void arm_idle();
   void on_idle();
@@ -100,6 +100,11 @@ class WsSession : public room::Member, public std::enable_shared_from_this<WsSes
   std::atomic<boost::asio::io_context*> home_;  // whose thread runs this session's handlers
   bool placed_ = false;                         // moved (or stayed) at its first join
   boost::asio::io_context* move_target_ = nullptr;  // planned by plan_move
+  struct DeferredJoin {
+    std::shared_ptr<RoomActor> actor;
+    RoomActor::Input input;
+  };
+  DeferredJoin deferred_join_;  // the first join, held back until the move (move_home)
   boost::asio::steady_timer close_timer_;  // bounds how long a close handshake may take
   boost::asio::steady_timer idle_timer_;
   std::chrono::steady_clock::time_point last_heard_;  // any frame from the peer

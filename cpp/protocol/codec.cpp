@@ -32,11 +32,6 @@ std::string_view quotable(std::string_view s) {
   return s.substr(0, n);
 }
 
-bool requires_room(Type t) {
-  return t == Type::join_room || t == Type::leave_room || t == Type::state_update ||
-         t == Type::resync;
-}
-
 }  // namespace
 
 std::string_view subprotocol(Format f) {
@@ -104,15 +99,6 @@ DecodeResult decode_frame(value&& frame, const DecodeLimits& limits) {
     return fail("roomId: required for " + std::string(to_string(m.type)));
   }
 
-  struct UintField {
-    std::string_view key;
-    std::optional<std::uint64_t> Message::*field;
-  };
-  static constexpr UintField kUintFields[] = {
-      {"version", &Message::version},     {"baseVersion", &Message::base_version},
-      {"tick", &Message::tick},           {"requestId", &Message::request_id},
-      {"timestamp", &Message::timestamp},
-  };
   for (const auto& [key, field] : kUintFields) {
     const value* v = obj.if_contains(key);
     if (!v) continue;

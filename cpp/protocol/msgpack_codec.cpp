@@ -3,7 +3,9 @@
 // not fit) and a float becomes a double, and the encoder writes them back the same way.
 #include <bit>
 #include <cstdint>
+#include <iterator>
 #include <limits>
+#include <optional>
 #include <msgpack/object.hpp>
 #include <msgpack/pack.hpp>
 #include <msgpack/unpack.hpp>
@@ -192,6 +194,60 @@ std::string to_frame(const msgpack::object& o, boost::json::object& frame) {
   return first_error;
 }
 
+// The common case, without the generic frame: a well-formed frame whose keys are all
+// envelope keys, each once, with values of the right type, becomes its Message directly.
+// Returns nullopt for anything else (an unknown or repeated key, a wrong type, a payload
+// value normalize() would change or refuse, ...): decode_frame then decides, so errors
+// and their messages come from one place for both formats.
+std::optional<Message> to_message(const msgpack::object& o, const DecodeLimits& limits) {
+  enum : unsigned { k_type = 1, k_room = 2, k_payload = 4, k_path = 8, k_epoch = 16, k_uint = 32 };
+  Message m;
+  unsigned seen = 0;
+  auto first = [&seen](unsigned bit) {  // marks `bit` seen; false if it was already
+    const bool again = seen & bit;
+    seen |= bit;
+    return !again;
+  };
+  for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+    const auto& [k, v] = o.via.map.ptr[i];
+    if (k.type != msgpack::type::STR) return std::nullopt;
+    const std::string_view key = str_of(k);
+    const bool text = v.type == msgpack::type::STR;
+    if (key == "type") {
+      if (!text || !first(k_type)) return std::nullopt;
+      auto t = type_from_string(str_of(v));
+      if (!t) return std::nullopt;
+      m.type = *t;
+    } else if (key == "roomId") {
+      if (!text || !first(k_room) || !valid_room_id(str_of(v))) return std::nullopt;
+      m.room_id = str_of(v);
+    } else if (key == "payload") {
+      if (v.type != msgpack::type::MAP || !first(k_payload)) return std::nullopt;
+      value payload;
+      if (!to_value(v, payload).empty()) return std::nullopt;
+      if (!state::normalize(payload, limits.value).empty()) return std::nullopt;
+      m.payload = std::move(payload.get_object());
+    } else if (key == "path" || key == "epoch") {
+      const bool path = key == "path";
+      if (!text || !first(path ? k_path : k_epoch) || !valid_utf8(str_of(v))) return std::nullopt;
+      (path ? m.path : m.epoch) = std::string(str_of(v));
+    } else {
+      std::size_t j = 0;
+      while (j < std::size(kUintFields) && kUintFields[j].key != key) ++j;
+      if (j == std::size(kUintFields) || v.type != msgpack::type::POSITIVE_INTEGER ||
+          !first(k_uint << j)) {
+        return std::nullopt;
+      }
+      m.*(kUintFields[j].field) = v.via.u64;
+    }
+  }
+  if (!(seen & k_type) || (!(seen & k_room) && requires_room(m.type)) ||
+      (!(seen & k_payload) && m.type == Type::state_update)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
 DecodeError not_msgpack(std::string_view why) {
   return frame_error(nullptr, ErrorCode::bad_message,
                      "frame is not valid MessagePack: " + std::string(why));
@@ -247,10 +303,16 @@ DecodeResult decode_msgpack(std::string_view bytes, const DecodeLimits& limits) 
   // size bounds what the unpacker may allocate for a hostile length prefix.
   const std::size_t n = bytes.size();
   msgpack::unpack_limit limit(n, n, n, n, n, frame_depth_limit(limits));
-  msgpack::object_handle handle;
+  // One zone per thread, emptied after each frame: its first chunk is reused, so a frame
+  // costs no zone allocation (the objects are converted before decode returns).
+  thread_local msgpack::zone zone;
+  struct Clear {
+    ~Clear() { zone.clear(); }
+  } clear_after;
+  msgpack::object root;
   std::size_t offset = 0;
   try {
-    handle = msgpack::unpack(bytes.data(), n, offset, reference_input, nullptr, limit);
+    root = msgpack::unpack(zone, bytes.data(), n, offset, reference_input, nullptr, limit);
   } catch (const msgpack::insufficient_bytes&) {
     return not_msgpack("truncated");
   } catch (const msgpack::depth_size_overflow&) {
@@ -261,9 +323,9 @@ DecodeResult decode_msgpack(std::string_view bytes, const DecodeLimits& limits) 
     return not_msgpack(e.what());
   }
   if (offset != n) return not_msgpack("trailing bytes after the first value");
-  const msgpack::object& root = handle.get();
   if (root.type != msgpack::type::MAP)
     return frame_error(nullptr, ErrorCode::bad_message, "frame: must be a map");
+  if (auto m = to_message(root, limits)) return std::move(*m);
   value frame(boost::json::object_kind);
   if (auto why = to_frame(root, frame.get_object()); !why.empty())
     return frame_error(&frame.get_object(), ErrorCode::bad_message, std::move(why));

@@ -2,52 +2,76 @@
 
 namespace kasagi::room {
 
-void ConflictIndex::record(const std::vector<state::Path>& leaves, std::uint64_t version,
-                           std::string_view writer) {
-  for (const auto& leaf : leaves) {
-    // A key written before (the common case: players rewrite their own fields) costs no
-    // allocation: the pointer is built in key_'s buffer and looked up as it is.
-    key_.clear();
-    state::append_pointer(key_, leaf);
-    auto it = writes_.find(key_);
-    if (it == writes_.end()) it = writes_.try_emplace(key_).first;
-    it->second.version = version;
-    if (it->second.writer != writer) it->second.writer.assign(writer);
+void ConflictIndex::write(Leaf leaf, std::uint64_t version, std::string_view writer) {
+  Node* node = &root_;
+  for (const auto& key : leaf) {
+    auto it = node->children.find(key);
+    if (it == node->children.end()) it = node->children.try_emplace(key).first;
+    node = &it->second;
   }
+  if (node == &root_) return;  // no location below the root: nothing a check looks at
+  if (node->version == 0) ++entries_;
+  node->version = version;
+  if (node->writer != writer) node->writer.assign(writer);
+}
+
+void ConflictIndex::record(Leaf leaf, std::uint64_t version, std::string_view writer) {
+  write(leaf, version, writer);
   // Prune in batches so the cost is amortized O(1) per write.
-  if (writes_.size() > 1024 && version > window_ &&
+  if (entries_ > 1024 && version > window_ &&
       version - window_ > forgotten_up_to_ + window_ / 4) {
-    prune(version);
+    forgotten_up_to_ = version - window_;
+    prune(root_, forgotten_up_to_);
   }
 }
 
-void ConflictIndex::prune(std::uint64_t current) {
-  const std::uint64_t horizon = current - window_;
-  for (auto it = writes_.begin(); it != writes_.end();) {
-    if (it->second.version <= horizon) it = writes_.erase(it);
-    else ++it;
-  }
-  forgotten_up_to_ = horizon;
+void ConflictIndex::record(const state::LeafPaths& leaves, std::uint64_t version,
+                           std::string_view writer) {
+  for (std::size_t i = 0; i < leaves.size(); ++i) record(leaves[i], version, writer);
 }
 
-bool ConflictIndex::conflicts(const std::vector<state::Path>& leaves, std::uint64_t since,
+// Forgets the writes below `node` with version <= `horizon`, and drops the nodes left
+// with nothing to remember.
+void ConflictIndex::prune(Node& node, std::uint64_t horizon) {
+  for (auto it = node.children.begin(); it != node.children.end();) {
+    Node& child = it->second;
+    prune(child, horizon);
+    if (child.version != 0 && child.version <= horizon) {
+      child.version = 0;
+      --entries_;
+    }
+    if (child.version == 0 && child.children.empty())
+      it = node.children.erase(it);
+    else
+      ++it;
+  }
+}
+
+// True if a location strictly below `node` was written after `since` by another writer.
+bool ConflictIndex::newer_below(const Node& node, std::uint64_t since, std::string_view writer) {
+  for (const auto& [key, child] : node.children) {
+    if (child.version > since && child.writer != writer) return true;
+    if (newer_below(child, since, writer)) return true;
+  }
+  return false;
+}
+
+bool ConflictIndex::conflicts(const state::LeafPaths& leaves, std::uint64_t since,
                               std::uint64_t current, std::string_view writer) const {
   if (since < forgotten_up_to_ || (current > window_ && since < current - window_)) return true;
-  auto newer_by_other = [&](const Write& w) { return w.version > since && w.writer != writer; };
-  for (const auto& leaf : leaves) {
-    const std::string key = state::format_pointer(leaf);
-    // The location itself and its ancestors ("/a", "/a/b" for "/a/b/c").
-    for (std::size_t cut = 1; cut <= key.size(); ++cut) {
-      if (cut != key.size() && key[cut] != '/') continue;
-      auto it = writes_.find(std::string_view(key).substr(0, cut));
-      if (it != writes_.end() && newer_by_other(it->second)) return true;
+  for (std::size_t i = 0; i < leaves.size(); ++i) {
+    // The location itself and its ancestors (/a, /a/b for /a/b/c), then its descendants.
+    const Node* node = &root_;
+    for (const auto& key : leaves[i]) {
+      auto it = node->children.find(key);
+      if (it == node->children.end()) {
+        node = nullptr;
+        break;
+      }
+      node = &it->second;
+      if (node->version > since && node->writer != writer) return true;
     }
-    // Its descendants: keys starting with key + "/" ('0' is the character after '/').
-    for (auto it = writes_.lower_bound(key + "/"); it != writes_.end() &&
-                                                   it->first < key + "0";
-         ++it) {
-      if (newer_by_other(it->second)) return true;
-    }
+    if (node && newer_below(*node, since, writer)) return true;
   }
   return false;
 }

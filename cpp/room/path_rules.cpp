@@ -87,7 +87,8 @@ bool PathRules::add(const std::string& pattern, const std::vector<std::string>& 
   return true;
 }
 
-const PathRules::Rule* PathRules::match(const state::Path& leaf, std::string_view self) const {
+const PathRules::Rule* PathRules::match(std::span<const std::string> leaf,
+                                        std::string_view self) const {
   const Rule* best = nullptr;
   for (const auto& rule : rules_) {
     const auto& pattern = rule.pattern;
@@ -103,11 +104,11 @@ const PathRules::Rule* PathRules::match(const state::Path& leaf, std::string_vie
   return best;
 }
 
-bool PathRules::allows(const state::Path& leaf, std::string_view self) const {
+bool PathRules::allows(std::span<const std::string> leaf, std::string_view self) const {
   return match(leaf, self) != nullptr;
 }
 
-std::string PathRules::check(const state::Path& leaf, const state::Value& value,
+std::string PathRules::check(std::span<const std::string> leaf, const state::Value& value,
                              std::string_view self) const {
   const Rule* rule = match(leaf, self);
   if (!rule) return "is not writable by this player";

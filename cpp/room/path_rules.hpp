@@ -3,6 +3,7 @@
 // no Python call (a room type's hooks, if any, run only after its rules accepted a patch).
 #pragma once
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,19 +40,19 @@ class PathRules {
            std::optional<double> min, std::optional<double> max, std::string& error);
 
   // True if `leaf` is at or below a location matched by a pattern, for writer `self`.
-  bool allows(const state::Path& leaf, std::string_view self) const;
+  bool allows(std::span<const std::string> leaf, std::string_view self) const;
 
   // Checks a write of `value` at `leaf` (a leaf of a patch: `value` is what the patch puts
   // there) by writer `self`. Returns "" if allowed, or why not: "is not writable by this
   // player", "must be a number", "must be at most 100", ...
-  std::string check(const state::Path& leaf, const state::Value& value,
+  std::string check(std::span<const std::string> leaf, const state::Value& value,
                     std::string_view self) const;
 
   // The type names add() accepts, in bit order.
   static const std::vector<std::string_view>& kinds();
 
  private:
-  const Rule* match(const state::Path& leaf, std::string_view self) const;
+  const Rule* match(std::span<const std::string> leaf, std::string_view self) const;
   std::vector<Rule> rules_;
 };
 

@@ -37,7 +37,7 @@ struct HookClock {
 };
 
 // "'/a/b'". Built by appending: GCC 12 at -O3 warns falsely (-Wrestrict) on "'" + string.
-std::string quoted(const state::Path& path) {
+std::string quoted(std::span<const std::string> path) {
   std::string out = "'";
   out += state::format_pointer(path);
   out += '\'';
@@ -183,7 +183,7 @@ void Room::remove_player(const std::string& player_id, std::string_view reason,
   const state::Path path = {"players", player_id};
   if (builder_.apply(state_, path, nullptr)) {
     ++version_;
-    conflicts_.record({path}, version_, "");
+    conflicts_.record(path, version_, "");
     changed(now);
   }
   Message left;
@@ -318,9 +318,9 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   const state::Path path = {"players", p.id};
   builder_.apply(state_, path, state::Value(attrs));
   ++version_;
-  std::vector<state::Path> leaves;
-  state::patch_leaf_paths(path, state::Value(attrs), leaves);
-  leaves.push_back(path);
+  state::LeafPaths leaves;
+  leaves.assign(path, state::Value(attrs));
+  leaves.add(path);
   conflicts_.record(leaves, version_, "");
   created_sessions_.emplace_back(p.token, p.id);
   flush(now);  // the others see the new entry in a delta the joiner must not get
@@ -361,7 +361,7 @@ void Room::update(const MemberPtr& m, Message&& msg, Clock::time_point now) {
     send_error(m, ErrorCode::not_in_room, "not in room " + id_, msg);
     return;
   }
-  state::Path target = {"players", p->id};
+  state::Path& target = target_;  // reused: its strings keep their buffers
   if (msg.path) {
     auto parsed = state::parse_pointer(*msg.path);
     if (!parsed) {
@@ -370,15 +370,20 @@ void Room::update(const MemberPtr& m, Message&& msg, Clock::time_point now) {
       return;
     }
     target = std::move(*parsed);
+  } else {
+    target.resize(2);
+    target[0].assign("players");
+    target[1].assign(p->id);
   }
   state::Value patch(std::move(*msg.payload));  // taken, not copied (see Inbox::update)
   if (patch.get_object().empty() && location_exists(target)) {  // {} onto a map: nothing to do
     if (msg.request_id) send_durable_ack(m, msg);
     return;
   }
-  std::vector<state::Path> leaves;
-  state::patch_leaf_paths(target, patch, leaves);
-  for (const auto& leaf : leaves) {
+  state::LeafPaths& leaves = leaves_;  // reused, as target_
+  leaves.assign(target, patch);
+  for (std::size_t i = 0; i < leaves.size(); ++i) {
+    const auto leaf = leaves[i];
     if (auto error = structure_error(leaf)) {
       send_error(m, error->first, error->second, msg);
       return;
@@ -422,10 +427,9 @@ void Room::update(const MemberPtr& m, Message&& msg, Clock::time_point now) {
           if (msg.request_id) send_durable_ack(m, msg);  // {}: nothing to apply
           return;
         }
-        leaves.clear();
-        state::patch_leaf_paths(target, patch, leaves);
-        for (const auto& leaf : leaves) {
-          if (auto error = structure_error(leaf)) {
+        leaves.assign(target, patch);
+        for (std::size_t i = 0; i < leaves.size(); ++i) {
+          if (auto error = structure_error(leaves[i])) {
             log::error("room " + id_ + ": on_update returned a patch that cannot apply: " +
                        error->second);
             return hook_failed(m, "on_update", msg);
@@ -474,7 +478,7 @@ void Room::detach(const MemberPtr& m, Clock::time_point now) {
 }
 
 std::optional<std::pair<ErrorCode, std::string>> Room::structure_error(
-    const state::Path& leaf) const {
+    std::span<const std::string> leaf) const {
   if (leaf.size() > settings_.max_state_depth) {
     return std::pair{ErrorCode::bad_message,
                      "document nesting deeper than " + std::to_string(settings_.max_state_depth)};
@@ -487,8 +491,8 @@ std::optional<std::pair<ErrorCode, std::string>> Room::structure_error(
   return std::nullopt;
 }
 
-const state::Value& Room::value_at(const state::Value& patch, const state::Path& leaf,
-                                   std::size_t from) {
+const state::Value& Room::value_at(const state::Value& patch,
+                                   std::span<const std::string> leaf, std::size_t from) {
   const state::Value* v = &patch;
   for (std::size_t i = from; i < leaf.size(); ++i) {
     const auto* obj = v->if_object();
@@ -552,10 +556,10 @@ std::string Room::write(const state::Path& path, const state::Value& value, bool
   if (path[0] == "players" && path.size() <= 2) {
     return "player entries are created by joins and removed by leaves and kick()";
   }
-  std::vector<state::Path> leaves;
-  state::patch_leaf_paths(path, value, leaves);
-  for (const auto& leaf : leaves) {
-    if (auto error = structure_error(leaf)) return error->second;  // depth: entries are past
+  state::LeafPaths leaves;  // not leaves_: a hook may write while update() holds it
+  leaves.assign(path, value);
+  for (std::size_t i = 0; i < leaves.size(); ++i) {
+    if (auto error = structure_error(leaves[i])) return error->second;  // depth: entries are past
   }
   bool changed_doc = false;
   if (merge || !value.is_object()) {
@@ -571,7 +575,7 @@ std::string Room::write(const state::Path& path, const state::Value& value, bool
     if (current && *current == value) return {};
     if (current) changed_doc = builder_.apply(state_, path, nullptr);
     changed_doc = builder_.apply(state_, path, value) || changed_doc;
-    leaves.push_back(path);
+    leaves.add(path);
   }
   if (changed_doc) {
     ++version_;

@@ -33,6 +33,7 @@
 #include "room/room_link.hpp"
 #include "room/settings.hpp"
 #include "state/delta_builder.hpp"
+#include "state/leaf_paths.hpp"
 #include "telemetry/trace_file.hpp"
 
 namespace kasagi::room {
@@ -154,10 +155,10 @@ class Room final : public Inbox, public RoomControl {
   std::string write(const state::Path& path, const state::Value& value, bool merge);
   // Why a patch may not write `leaf` whoever writes it (too deep, a player entry itself).
   std::optional<std::pair<protocol::ErrorCode, std::string>> structure_error(
-      const state::Path& leaf) const;
+      std::span<const std::string> leaf) const;
   // What `patch`, applied at a path of `from` segments, puts at `leaf`.
-  static const state::Value& value_at(const state::Value& patch, const state::Path& leaf,
-                                      std::size_t from);
+  static const state::Value& value_at(const state::Value& patch,
+                                      std::span<const std::string> leaf, std::size_t from);
   Clock::time_point next_tick_boundary(Clock::time_point now) const;
 
   std::string id_;
@@ -171,6 +172,10 @@ class Room final : public Inbox, public RoomControl {
   state::Object state_;
   state::DeltaBuilder builder_;
   ConflictIndex conflicts_;
+  // update()'s scratch: its target path and the leaves of its patch, kept from one update
+  // to the next so that checking and recording them allocates nothing.
+  state::Path target_;
+  state::LeafPaths leaves_;
   std::uint64_t version_ = 0;
   std::uint64_t flushed_version_ = 0;  // version of the last delta sent
   std::uint64_t tick_ = 0;

@@ -6,6 +6,8 @@
 // it), and every map above a captured node existed at the start of the batch and has not
 // been overwritten since (overwriting it would have captured it). So the start-of-batch
 // value of any location is its current value with the old values below it put back.
+// Nodes kept from an earlier batch for reuse (see recycle) are uncaptured and remember
+// nothing, so they change none of this.
 //
 // The helpers are templates over the node type only because DeltaBuilder::Node is private.
 
@@ -38,7 +40,7 @@ void prune(Node& parent, Iter child) {
 // old values out of `node`, whose children the caller then discards.
 template <class Node>
 void restore(Value& v, Node& node) {
-  if (!v.is_object()) return;  // cannot happen, see the invariant above
+  if (!v.is_object()) return;  // so nothing below was captured (invariant)
   Object& obj = v.get_object();
   for (auto& [key, child] : node.children) {
     if (!child.captured) {
@@ -64,6 +66,20 @@ void capture(Node& node, const Value* cur) {
   node.captured = true;
 }
 
+// Returns the member `key` of `obj`, or nullptr. A boost::json object this small is
+// searched linearly, key by key; `node` (tracking that member, or nullptr) remembers where
+// the key was last found, and that position is tried first.
+template <class Obj, class Node>
+auto* member(Obj& obj, std::string_view key, const Node* node) {
+  if (!node) return obj.if_contains(key);
+  if (node->at < obj.size() && (obj.begin() + node->at)->key() == key)
+    return &(obj.begin() + node->at)->value();
+  auto it = obj.find(key);
+  if (it == obj.end()) return static_cast<decltype(&it->value())>(nullptr);
+  node->at = static_cast<std::uint32_t>(it - obj.begin());
+  return &it->value();
+}
+
 template <class Node>
 bool merge_into(Object& target, Node* node, const Object& patch);
 
@@ -72,7 +88,7 @@ bool merge_into(Object& target, Node* node, const Object& patch);
 // Returns true if the member changed.
 template <class Node>
 bool apply_member(Object& parent, std::string_view key, Node* node, const Value& patch) {
-  Value* cur = parent.if_contains(key);
+  Value* cur = member(parent, key, node);
   if (patch.is_object() && cur && cur->is_object())
     return merge_into(cur->get_object(), live(node), patch.get_object());
   // From here on the member is deleted or replaced whole, or is left as it is.
@@ -83,9 +99,12 @@ bool apply_member(Object& parent, std::string_view key, Node* node, const Value&
   } else if (patch.is_object()) {
     Value fresh(boost::json::object_kind, parent.storage());
     apply_merge_patch(fresh, patch);  // drops the patch's nulls
-    parent.insert_or_assign(key, std::move(fresh));
+    if (cur) *cur = std::move(fresh);
+    else parent.emplace(key, std::move(fresh));
+  } else if (cur) {
+    *cur = patch;
   } else {
-    parent.insert_or_assign(key, patch);
+    parent.emplace(key, patch);
   }
   return true;
 }
@@ -133,7 +152,7 @@ bool apply_path(Object& target, Node* node, std::span<const std::string> path,
     child = &child_it->second;
   }
   bool changed;
-  Value* cur = target.if_contains(key);
+  Value* cur = member(target, key, child);
   if (rest.empty())
     changed = apply_member(target, key, child, patch);
   else if (cur && cur->is_object())
@@ -150,37 +169,51 @@ bool apply_path(Object& target, Node* node, std::span<const std::string> path,
 // current value of `node`'s location.
 template <class Node>
 void diff_children(const Object& now, const Node& node, Object& out) {
+  // Room for every child at the first member added (a map grows by half: ten players'
+  // entries would otherwise take seven allocations), none for a map that stays empty.
+  auto put = [&](std::string_view key, auto&& value) {
+    if (out.empty()) out.reserve(node.children.size());
+    out.insert_or_assign(key, std::forward<decltype(value)>(value));
+  };
   for (const auto& [key, child] : node.children) {
-    const Value* cur = now.if_contains(key);
+    const Value* cur = member(now, key, &child);
     if (!child.captured) {
-      if (!cur || !cur->is_object()) continue;  // cannot happen, see the invariant above
+      if (!cur || !cur->is_object()) continue;  // a node kept from an earlier batch
       Object sub;
       diff_children(cur->get_object(), child, sub);
-      if (!sub.empty()) out.insert_or_assign(key, std::move(sub));
+      if (!sub.empty()) put(key, std::move(sub));
     } else if (!child.old) {
-      if (cur) out.insert_or_assign(key, *cur);
+      if (cur) put(key, *cur);
     } else if (!cur) {
-      out.insert_or_assign(key, nullptr);
+      put(key, nullptr);
     } else if (child.old->is_object() && cur->is_object()) {
       Value sub = merge_patch_diff(*child.old, *cur);
-      if (!sub.get_object().empty()) out.insert_or_assign(key, std::move(sub));
+      if (!sub.get_object().empty()) put(key, std::move(sub));
     } else if (*child.old != *cur) {
-      out.insert_or_assign(key, *cur);
+      put(key, *cur);
     }
   }
 }
 
-void leaf_paths(Path& path, const Value& patch, std::vector<Path>& out) {
-  // An empty map is a leaf too: it creates a map where there was none (or a scalar), so
-  // path rules and conflict checks must see it.
-  if (!patch.is_object() || patch.get_object().empty()) {
-    out.push_back(path);
-    return;
-  }
-  for (const auto& [key, value] : patch.get_object()) {
-    path.emplace_back(key);
-    leaf_paths(path, value, out);
-    path.pop_back();
+// Starts a new batch in the tree of the one just taken: every node used in it is kept,
+// emptied, for the next batch (players rewrite the same fields tick after tick, so the
+// steady state allocates no node); a node the batch did not use (kept from an earlier
+// batch, uncaptured and childless) is dropped, so the tree never outgrows two batches.
+template <class Node>
+void recycle(Node& node) {
+  for (auto it = node.children.begin(); it != node.children.end();) {
+    Node& child = it->second;
+    if (child.captured) {
+      child.captured = false;
+      child.old.reset();
+    } else {
+      recycle(child);
+      if (child.children.empty()) {
+        it = node.children.erase(it);
+        continue;
+      }
+    }
+    ++it;
   }
 }
 
@@ -198,14 +231,9 @@ bool DeltaBuilder::empty() const { return !dirty_; }
 Object DeltaBuilder::take(const Object& doc) {
   Object delta;
   if (dirty_) diff_children(doc, root_, delta);
-  root_ = Node{};
+  recycle(root_);
   dirty_ = false;
   return delta;
-}
-
-void patch_leaf_paths(const Path& prefix, const Value& patch, std::vector<Path>& out) {
-  Path path = prefix;
-  leaf_paths(path, patch, out);
 }
 
 }  // namespace kasagi::state

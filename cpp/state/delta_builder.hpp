@@ -5,8 +5,11 @@
 //
 // How: the first time a patch overwrites a location in this tick, the location's previous
 // value is remembered (a copy of that subtree only). take() diffs each remembered location
-// against its current value. Cost: O(size of what was overwritten), not O(document).
+// against its current value. Cost: O(size of what was overwritten), not O(document). The
+// tree of locations is kept from one batch to the next, emptied: rewriting the same fields
+// every tick allocates no node.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -37,14 +40,11 @@ class DeltaBuilder {
   struct Node {
     bool captured = false;          // the old value of this location is remembered
     std::optional<Value> old;       // that old value; nullopt = the key did not exist
+    mutable std::uint32_t at = 0;   // where the key was last found in its map (a guess)
     std::map<std::string, Node, std::less<>> children;
   };
   Node root_;
   bool dirty_ = false;
 };
-
-// Appends to `out` the pointer of every leaf `patch` writes when applied at `prefix`
-// (non-empty maps are descended into; every other value, null and {} included, is a leaf).
-void patch_leaf_paths(const Path& prefix, const Value& patch, std::vector<Path>& out);
 
 }  // namespace kasagi::state

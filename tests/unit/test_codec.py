@@ -421,6 +421,27 @@ def test_msgpack_bin_ext_and_non_string_keys_are_refused():
         assert (e.code, e.message, e.request_id, e.room_id) == ("BAD_MESSAGE", message, 8, ROOM)
 
 
+def raw_map(*pairs: tuple[object, object]) -> bytes:
+    """A MessagePack map with `pairs` in order, repeated keys included."""
+    return bytes([0x80 | len(pairs)]) + b"".join(pack(k) + pack(v) for k, v in pairs)
+
+
+def test_msgpack_frames_off_the_common_shape_decode_as_json_would():
+    # The MessagePack decoder converts frames of envelope keys straight into a message;
+    # anything else takes the generic path, which must still decide as it always has.
+    update = [("type", "STATE_UPDATE"), ("roomId", ROOM), ("payload", {"x": 1})]
+    assert _core.decode("msgpack", raw_map(*update, ("payload", {"y": 2}))) == {
+        "type": "STATE_UPDATE", "roomId": ROOM, "payload": {"y": 2}}  # the last one wins
+    assert _core.decode("msgpack", raw_map(*update, ("extra", [1]))) == {
+        "type": "STATE_UPDATE", "roomId": ROOM, "payload": {"x": 1}}
+    e = decode_error("msgpack", raw_map(*update, ("requestId", 3), ("extra", b"x")))
+    assert (e.message, e.request_id) == ("extra: bin values are not allowed", 3)
+    e = decode_error("msgpack", raw_map(*update, ("requestId", 3), ("version", -1)))
+    assert (e.message, e.request_id) == ("version: must be a non-negative integer", 3)
+    e = decode_error("msgpack", raw_map(("type", "STATE_UPDATE"), ("roomId", ROOM)))
+    assert e.message == "payload: required for STATE_UPDATE"
+
+
 def test_msgpack_invalid_utf8_is_refused():
     good = pack({"type": "PING", "payload": {"s": "ab"}})
     for bad in (

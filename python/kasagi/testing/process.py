@@ -71,6 +71,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """True when no thread of ``pid`` runs: all stopped (T), or the process is gone."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return True
+    return all(state in ("T", "t", "Z", "X") for state in states)
+
+
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     """Returns True if ``port`` can be bound on ``host`` right now."""
     with socket.socket() as sock:
@@ -304,9 +314,13 @@ class ManagedProcess:
 
     def pause(self) -> None:
         """SIGSTOP: the process (and its group) stops running; connections stay open, so
-        peers see a hung process, not a dead one."""
+        peers see a hung process, not a dead one. Returns once every thread of the process
+        has stopped (the signal reaches each thread on its own, a moment later)."""
         self._signal(signal.SIGSTOP)
         self._paused = True
+        if self.pid is not None:
+            wait_until(lambda: _all_threads_stopped(self.pid), 5.0,  # type: ignore[arg-type]
+                       f"{self.name} stopped")
 
     def resume(self) -> None:
         """SIGCONT: undoes :meth:`pause`."""
