@@ -33,11 +33,15 @@ def open_socket(port: int, source: str = "127.0.0.1", timeout: float = 5.0,
     """A TCP connection to the server from ``source``; ``receive_buffer`` shrinks the
     kernel's receive buffer (set before connecting, so that the window stays small)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if receive_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.settimeout(timeout)
-    sock.bind((source, 0))
-    sock.connect(("127.0.0.1", port))
+    try:
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(timeout)
+        sock.bind((source, 0))
+        sock.connect(("127.0.0.1", port))
+    except BaseException:
+        sock.close()
+        raise
     return sock
 
 
@@ -67,9 +71,13 @@ def websocket(port: int, source: str = "127.0.0.1", extra: str = "",
               receive_buffer: int | None = None) -> socket.socket:
     """An open WebSocket connection (JSON, the default), as a plain socket."""
     sock = open_socket(port, source, receive_buffer=receive_buffer)
-    sock.sendall(upgrade_request(port, extra))
-    status = read_status(sock)
-    assert status == 101, f"upgrade answered {status}"
+    try:
+        sock.sendall(upgrade_request(port, extra))
+        status = read_status(sock)
+        assert status == 101, f"upgrade answered {status}"
+    except BaseException:
+        sock.close()  # a refused attempt leaves no socket behind
+        raise
     return sock
 
 
