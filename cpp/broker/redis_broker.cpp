@@ -24,6 +24,8 @@ constexpr auto kLastBackoff = std::chrono::milliseconds(2000);
 // new one after a loss): a bound on memory, far above a server's first burst of joins.
 constexpr auto kFirstConnectWait = std::chrono::milliseconds(5000);
 constexpr std::size_t kQueueLimit = 10000;
+// How long calls wait after the server refused one for a moment (hold()).
+constexpr auto kHoldRetry = std::chrono::milliseconds(100);
 
 // The Status of a script that returns 1 (done), 0 or -1 (fenced: another token holds the
 // lease, or nobody does); no reply, an error reply or anything else (-2: the log has a
@@ -260,7 +262,11 @@ void RedisBroker::maybe_up() {
   probe_tick();
   if (sentinel_) check_master();
   for (auto it = rooms_.begin(); it != rooms_.end();) reconcile(it++);
-  // Replays first (they were queued first), then what was issued meanwhile, in order.
+  send_queued();
+}
+
+// Replays first (they were queued first), then what was issued meanwhile, in order.
+void RedisBroker::send_queued() {
   auto queued = std::move(queue_);
   queue_.clear();
   queue_timer_.cancel();
@@ -273,6 +279,28 @@ void RedisBroker::maybe_up() {
       send_call(call);
     }
   }
+}
+
+// The server refused `call` without running it, for a moment: a master that waits for
+// replicas (min-replicas-to-write, just after a failover) or loads its data. It waits, in
+// its order, with the calls behind it (they get the same answer) and those issued
+// meanwhile, and all are sent again after kHoldRetry, within the replay window.
+void RedisBroker::hold(const Call& call) {
+  ++call->attempt;  // its WAIT's reply, if any, is not this call's any more
+  call->cut_off = true;
+  if (!call->after_loss) {
+    call->after_loss = true;
+    call->deadline = Clock::now() + options_.replay_timeout;
+  }
+  wait_for_link(call, call->deadline);
+  if (held_) return;
+  held_ = true;
+  hold_timer_.expires_after(kHoldRetry);
+  hold_timer_.async_wait([this, generation = generation_](const boost::system::error_code& ec) {
+    if (ec || stopped_ || generation != generation_ || !held_) return;
+    held_ = false;
+    if (link_ == Link::up) send_queued();
+  });
 }
 
 // Closes both connections and schedules the next attempt. The commands in flight are
@@ -294,6 +322,8 @@ void RedisBroker::lose(std::string_view why) {
   }
   last_failure_ = why;
   link_ = Link::down;
+  held_ = false;  // the calls wait for the next connection now
+  hold_timer_.cancel();
   ++generation_;
   resolver_.cancel();
   probe_timer_.cancel();
@@ -345,7 +375,10 @@ void RedisBroker::resend(Call call) { submit(std::move(call)); }
 // the next one within replay_timeout of a loss), or completes it unavailable.
 void RedisBroker::dispatch(Call call) {
   if (stopped_) return;
-  if (link_ == Link::up) return send_call(call);
+  if (link_ == Link::up && !held_) return send_call(call);
+  if (link_ == Link::up) {  // held: behind the held calls, in order
+    return wait_for_link(std::move(call), Clock::now() + options_.replay_timeout);
+  }
   // A call that waited before (handed over by another node's broker) keeps its deadline.
   const auto deadline = call->after_loss ? call->deadline : queue_until_;
   if (ever_up_) call->after_loss = true;
@@ -422,6 +455,7 @@ void RedisBroker::on_reply(const Call& call, std::uint64_t attempt, const redisR
     replay(call);
     return lose(flushed ? "the scripts were flushed" : "the server became a replica");
   }
+  if (is_error(r, "NOREPLICAS") || is_error(r, "LOADING")) return hold(call);
   if (cluster_ && r->type == REDIS_REPLY_ERROR) {
     if (auto redirection = parse_redirection(std::string_view(r->str, r->len))) {
       ++call->attempt;  // its WAIT's reply, if any, is not this call's any more

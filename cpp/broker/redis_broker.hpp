@@ -128,6 +128,8 @@ class RedisBroker final : public Broker {
   void on_reply(const Call& call, std::uint64_t attempt, const redisReply* r);
   void on_waited(const Call& call, std::uint64_t attempt, const redisReply* r);
   void replay(const Call& call);
+  void hold(const Call& call);
+  void send_queued();
   void wait_for_link(Call call, Clock::time_point deadline);
   void expire_waiting();
   void send(const std::vector<std::string_view>& args, OnReply done,
@@ -173,12 +175,14 @@ class RedisBroker final : public Broker {
   boost::asio::steady_timer retry_timer_{io_};  // backoff, and the connect deadline
   boost::asio::steady_timer probe_timer_{io_};
   boost::asio::steady_timer queue_timer_{io_};
+  boost::asio::steady_timer hold_timer_{io_};  // ends a hold (see hold())
   boost::asio::steady_timer master_timer_{io_};  // Sentinel mode: asks again periodically
   std::unique_ptr<SentinelDiscovery> sentinel_;  // null unless in Sentinel mode
 
   std::shared_ptr<RedisConnection> cmd_;
   std::shared_ptr<SubscriberConnection> sub_;
   Link link_ = Link::down;
+  bool held_ = false;  // up, but calls wait: the server refused one for a moment
   std::uint64_t generation_ = 0;  // one per connection attempt
   bool cmd_ready_ = false, sub_ready_ = false;
   bool ever_up_ = false;

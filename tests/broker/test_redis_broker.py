@@ -293,3 +293,29 @@ def test_replicated_durability_with_a_replica(redis_broker: Make, redis_factory:
     assert broker.append(room, "A", entry(1), b"m") == "ok"
     with replica.client() as r:
         assert r.call("XLEN", f"room:{{{room}}}:ops") == 1
+
+
+def test_writes_refused_for_want_of_replicas_wait_for_one(
+    redis_broker: Make, redis_factory: Start, room: str
+) -> None:
+    # A master with min-replicas-to-write 1 and no replica yet (a Sentinel master just
+    # promoted, before the others follow it) refuses writes with NOREPLICAS without running
+    # them: they wait, in order, and complete once a replica is there.
+    master = redis_factory("--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
+    broker = redis_broker(master.url, replay_timeout=20.0)
+    with master.client() as r:
+        with pytest.raises(Exception, match="NOREPLICAS"):
+            r.call("SET", "k", "v")
+    results: dict[str, object] = {}
+    claimer = threading.Thread(target=lambda: results.update(
+        claim=broker.claim(room, "A", 60_000, timeout=30.0)[0],
+        appends=[broker.append(room, "A", entry(v), b"m", timeout=30.0) for v in (1, 2)]))
+    claimer.start()
+    time.sleep(0.5)  # refused and held a few times by now
+    assert not results
+    replica = redis_factory("--replicaof", "127.0.0.1", str(master.port))
+    claimer.join(30.0)
+    assert results == {"claim": "ok", "appends": ["ok", "ok"]}
+    with master.client() as r:
+        assert r.call("XLEN", f"room:{{{room}}}:ops") == 2
+    assert replica.port != master.port
