@@ -68,19 +68,19 @@ $PY -m pip install "${build_args[@]}" -e ".${extras}"
 # and TypeScript ship their binaries as packages). Then build it, which takes seconds.
 # The sanitizer builds skip it: no test runs it against them (and CI builds them while the
 # normal suite, which does use it, runs).
-if [ "$VENV" != ".venv" ]; then
-  :
-elif command -v npm >/dev/null && command -v node >/dev/null; then
-  (
-    cd clients/js
-    if ! cmp -s package-lock.json node_modules/.kasagi-installed-lock.json; then
-      echo "setup: installing the JavaScript client's dependencies"
-      npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-      cp package-lock.json node_modules/.kasagi-installed-lock.json
-    fi
-    echo "setup: building the JavaScript client"
-    npm run --silent build
-  )
-else
-  echo "setup: node/npm not found: the JavaScript client (clients/js) is not built"
+if [ "$VENV" = ".venv" ]; then
+  if command -v npm >/dev/null && command -v node >/dev/null; then
+    (
+      cd clients/js
+      if ! cmp -s package-lock.json node_modules/.kasagi-installed-lock.json; then
+        echo "setup: installing the JavaScript client's dependencies"
+        npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+        cp package-lock.json node_modules/.kasagi-installed-lock.json
+      fi
+      echo "setup: building the JavaScript client"
+      npm run --silent build
+    )
+  else
+    echo "setup: node/npm not found: the JavaScript client (clients/js) is not built"
+  fi
 fi

@@ -286,13 +286,7 @@ void RedisBroker::send_queued() {
 // its order, with the calls behind it (they get the same answer) and those issued
 // meanwhile, and all are sent again after kHoldRetry, within the replay window.
 void RedisBroker::hold(const Call& call) {
-  ++call->attempt;  // its WAIT's reply, if any, is not this call's any more
-  call->cut_off = true;
-  if (!call->after_loss) {
-    call->after_loss = true;
-    call->deadline = Clock::now() + options_.replay_timeout;
-  }
-  wait_for_link(call, call->deadline);
+  requeue(call);
   if (held_) return;
   held_ = true;
   hold_timer_.expires_after(kHoldRetry);
@@ -450,8 +444,7 @@ void RedisBroker::on_reply(const Call& call, std::uint64_t attempt, const redisR
   // Refused without running: sent again on the next connection. Someone ran SCRIPT FLUSH
   // (a new connection loads the scripts again), or the master was demoted (Sentinel mode:
   // find the new one; otherwise wait for this one to return).
-  if (is_error(r, "NOSCRIPT") || is_error(r, "READONLY")) {
-    const bool flushed = is_error(r, "NOSCRIPT");
+  if (const bool flushed = is_error(r, "NOSCRIPT"); flushed || is_error(r, "READONLY")) {
     replay(call);
     return lose(flushed ? "the scripts were flushed" : "the server became a replica");
   }
@@ -486,8 +479,17 @@ void RedisBroker::on_waited(const Call& call, std::uint64_t attempt, const redis
 // in its order, on the next connection if that comes within replay_timeout of the loss
 // and the call is safe to run twice (RedisCall); completed unavailable otherwise.
 void RedisBroker::replay(const Call& call) {
+  if (!call->replayable) {
+    ++call->attempt;
+    return call->complete(nullptr);
+  }
+  requeue(call);
+}
+
+// Queues a call that was sent for sending again, within replay_timeout of its first
+// failure; replies to the earlier attempt (its WAIT's) are not its own any more.
+void RedisBroker::requeue(const Call& call) {
   ++call->attempt;
-  if (!call->replayable) return call->complete(nullptr);
   call->cut_off = true;
   if (!call->after_loss) {
     call->after_loss = true;

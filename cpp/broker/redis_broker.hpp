@@ -129,6 +129,7 @@ class RedisBroker final : public Broker {
   void on_waited(const Call& call, std::uint64_t attempt, const redisReply* r);
   void replay(const Call& call);
   void hold(const Call& call);
+  void requeue(const Call& call);
   void send_queued();
   void wait_for_link(Call call, Clock::time_point deadline);
   void expire_waiting();

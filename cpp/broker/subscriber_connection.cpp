@@ -7,6 +7,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include "broker/redis_records.hpp"
 
 namespace kasagi::broker {
 namespace {
@@ -22,10 +23,6 @@ bool is_event(const redisReply& r) {
     if (kind == k) return true;
   }
   return false;
-}
-
-std::string_view text(const redisReply& r) {
-  return r.type == REDIS_REPLY_STRING ? std::string_view(r.str, r.len) : std::string_view{};
 }
 
 std::string lower(std::string_view s) {
@@ -159,8 +156,8 @@ void SubscriberConnection::read_next() {
 void SubscriberConnection::dispatch(const redisReply& reply) {
   if (is_event(reply)) {
     if (!pending_.empty() && !pending_.front().kind.empty() && reply.elements >= 2 &&
-        text(*reply.element[0]) == pending_.front().kind &&
-        text(*reply.element[1]) == pending_.front().channel) {
+        reply_text(*reply.element[0]) == pending_.front().kind &&
+        reply_text(*reply.element[1]) == pending_.front().channel) {
       replied();
     }
     if (handlers_.push) handlers_.push(&reply);

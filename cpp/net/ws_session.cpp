@@ -27,10 +27,6 @@ constexpr std::chrono::seconds kCloseTimeout{2};
 // holds at most max_message_bytes / kSmallPiece of them.
 constexpr std::size_t kSmallPiece = 64;
 
-asio::io_context& context_of(const Stream::executor_type& ex) {
-  return static_cast<asio::io_context&>(asio::query(ex, asio::execution::context));
-}
-
 std::uint64_t now_ms() {
   using namespace std::chrono;
   return static_cast<std::uint64_t>(
@@ -43,7 +39,7 @@ WsSession::WsSession(Stream&& stream, IpLimits::Lease lease, Context& ctx,
     : ws_(std::move(stream)),
       lease_(std::move(lease)),
       identity_(std::move(identity)),
-      home_(&context_of(ws_.get_executor())),
+      home_(&ws_.get_executor().context()),
       close_timer_(ws_.get_executor()),
       idle_timer_(ws_.get_executor()),
       ctx_(ctx),

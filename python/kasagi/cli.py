@@ -155,14 +155,11 @@ def _add_trace_parser(commands: Any) -> None:
 def _trace(args: argparse.Namespace) -> int:
     import json
 
-    try:
-        from kasagi import trace
-    except ImportError as err:  # pragma: no cover - pandas missing
-        print(f"kasagi trace: {err}", file=sys.stderr)
-        return 1
+    from kasagi import trace
+
     try:
         loaded = trace.load(list(args.files), room=args.room, key_prefix=args.key_prefix)
-    except (OSError, ValueError) as err:
+    except (ImportError, OSError, ValueError) as err:  # ImportError: pandas missing
         print(f"kasagi trace {args.action}: {err}", file=sys.stderr)
         return 1
     figures = trace.summary(loaded)

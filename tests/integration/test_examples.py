@@ -7,7 +7,6 @@ multi-instance example) against instances sharing Redis behind HAProxy.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -15,16 +14,15 @@ from pathlib import Path
 
 import pytest
 
+import kasagi
+from kasagi.testing import child_env
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run_example(script: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Runs ``examples/<script> *args`` to completion; returns it with its text output."""
-    import kasagi
-
-    env = dict(os.environ)  # the child imports the kasagi these tests import
-    package_root = str(Path(kasagi.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    env = child_env()  # the child imports the kasagi these tests import
     return subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         capture_output=True,
@@ -90,13 +88,9 @@ def test_launch_production_reads_toml_and_environment_and_drains_on_sigterm(tmp_
     import signal
     import time
 
-    import kasagi
-
     settings = tmp_path / "kasagi.toml"
     settings.write_text('host = "127.0.0.1"\nport = 0\ntick_rate = 10\ndrain_timeout = 3\n')
-    env = dict(os.environ)
-    package_root = str(Path(kasagi.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    env = child_env()
     env.update(KASAGI_CONFIG=str(settings), KASAGI_TICK_RATE="25")  # the environment wins
     process = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "launch_production.py"), "--status-every", "0.2"],

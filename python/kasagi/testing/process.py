@@ -14,6 +14,7 @@ children the process forks, such as redis-server's background save, get them too
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import random
 import signal
@@ -42,6 +43,7 @@ _handed_out: set[int] = set()
 _random = random.SystemRandom()
 
 
+@functools.cache
 def _ephemeral_range() -> tuple[int, int]:
     try:
         low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()

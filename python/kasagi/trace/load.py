@@ -160,10 +160,8 @@ def _rows_of(records: Iterable[dict[str, Any]], rows: dict[str, list[dict[str, A
             })
         elif kind == "recv":
             rows["received"].append(_message_row(r, client))
-        elif kind == "send":
-            row = _message_row(r, client)
-            del row["base_version"], row["tick"], row["epoch"]
-            rows["sent"].append(row)
+        elif kind == "send":  # from_rows keeps the sent table's columns only
+            rows["sent"].append(_message_row(r, client))
         # Unknown kinds are skipped: later format versions may add some.
 
 
