@@ -7,9 +7,11 @@
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <variant>
+#include <vector>
 
 #include "bindings/bind.hpp"
 #include "broker/cluster_broker.hpp"
@@ -231,6 +233,40 @@ void bind_broker(py::module_& m) {
             }));
           },
           py::arg("room"), py::arg("token"), py::arg("entry"), py::arg("message"),
+          py::arg("timeout") = 10.0)
+      .def(
+          "append_all",
+          [](PyBroker& b, const std::string& room, const std::string& token,
+             const py::list& entries, const py::bytes& message, double timeout) {
+            // Issued together, in order, without waiting for each other (so pipelined).
+            struct Pending {
+              std::mutex mutex;
+              std::vector<Status> statuses;
+              std::size_t left;
+              std::function<void(std::vector<Status>)> done;
+            };
+            std::vector<OpEntry> ops;
+            for (const auto& e : entries) ops.push_back(entry_from(e.cast<py::dict>()));
+            const auto statuses = wait_for<std::vector<Status>>(timeout, [&](auto set) {
+              auto pending = std::make_shared<Pending>();
+              pending->statuses.resize(ops.size());
+              pending->left = ops.size();
+              pending->done = set;
+              if (ops.empty()) return set({});
+              for (std::size_t i = 0; i < ops.size(); ++i) {
+                b.broker->append(room, token, std::move(ops[i]), std::string(message),
+                                 [pending, i](Status s) {
+                                   std::lock_guard lock(pending->mutex);
+                                   pending->statuses[i] = s;
+                                   if (--pending->left == 0) pending->done(pending->statuses);
+                                 });
+              }
+            });
+            py::list out;
+            for (auto s : statuses) out.append(status_name(s));
+            return out;
+          },
+          py::arg("room"), py::arg("token"), py::arg("entries"), py::arg("message"),
           py::arg("timeout") = 10.0)
       .def(
           "save_snapshot",

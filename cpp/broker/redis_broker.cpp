@@ -265,20 +265,48 @@ void RedisBroker::maybe_up() {
   send_queued();
 }
 
-// Replays first (they were queued first), then what was issued meanwhile, in order.
+// Sends what waited for the connection, in order: replays first (they were made first),
+// then what was issued meanwhile. The first goes alone (the gate): a server that refuses
+// commands for a moment (hold()) might refuse it and take the ones pipelined behind it
+// (a replica attaching in between), putting the log out of order. The others follow once
+// it is answered otherwise (open_gate()); calls issued meanwhile wait behind them.
 void RedisBroker::send_queued() {
-  auto queued = std::move(queue_);
-  queue_.clear();
   queue_timer_.cancel();
+  std::vector<Call> expired;
   const auto now = Clock::now();
-  for (auto& call : queued) {
+  while (!queue_.empty() && !gate_) {
+    auto call = std::move(queue_.front());
+    queue_.pop_front();
     if (now >= call->deadline) {
-      call->complete(nullptr);
+      expired.push_back(std::move(call));
     } else {
-      if (call->cut_off) metrics_.redis_replayed.fetch_add(1, std::memory_order_relaxed);
-      send_call(call);
+      gate_ = call;
+      send_waiting(call);
     }
   }
+  if (!queue_.empty()) expire_waiting();
+  for (auto& call : expired) call->complete(nullptr);  // what they issue waits its turn
+}
+
+// The gate was answered: the calls behind it go, pipelined.
+void RedisBroker::open_gate() {
+  gate_ = nullptr;
+  queue_timer_.cancel();
+  std::vector<Call> expired;
+  const auto now = Clock::now();
+  for (auto& call : std::exchange(queue_, {})) {
+    if (now >= call->deadline) {
+      expired.push_back(std::move(call));
+    } else {
+      send_waiting(call);
+    }
+  }
+  for (auto& call : expired) call->complete(nullptr);
+}
+
+void RedisBroker::send_waiting(const Call& call) {
+  if (call->cut_off) metrics_.redis_replayed.fetch_add(1, std::memory_order_relaxed);
+  send_call(call);
 }
 
 // The server refused `call` without running it, for a moment: a master that waits for
@@ -286,6 +314,7 @@ void RedisBroker::send_queued() {
 // its order, with the calls behind it (they get the same answer) and those issued
 // meanwhile, and all are sent again after kHoldRetry, within the replay window.
 void RedisBroker::hold(const Call& call) {
+  if (gate_ == call) gate_ = nullptr;
   requeue(call);
   if (held_) return;
   held_ = true;
@@ -317,6 +346,7 @@ void RedisBroker::lose(std::string_view why) {
   last_failure_ = why;
   link_ = Link::down;
   held_ = false;  // the calls wait for the next connection now
+  gate_ = nullptr;  // it is replayed (or completes unavailable) with the others
   hold_timer_.cancel();
   ++generation_;
   resolver_.cancel();
@@ -369,8 +399,8 @@ void RedisBroker::resend(Call call) { submit(std::move(call)); }
 // the next one within replay_timeout of a loss), or completes it unavailable.
 void RedisBroker::dispatch(Call call) {
   if (stopped_) return;
-  if (link_ == Link::up && !held_) return send_call(call);
-  if (link_ == Link::up) {  // held: behind the held calls, in order
+  if (link_ == Link::up && !held_ && !gate_) return send_call(call);
+  if (link_ == Link::up) {  // held, or behind the gate: after the calls waiting, in order
     return wait_for_link(std::move(call), Clock::now() + options_.replay_timeout);
   }
   // A call that waited before (handed over by another node's broker) keeps its deadline.
@@ -379,15 +409,15 @@ void RedisBroker::dispatch(Call call) {
   wait_for_link(std::move(call), deadline);
 }
 
-// Queues `call` until the connection is up, for at most until `deadline`. A replay goes
-// before the calls issued after the loss: it was in flight before them (its connection
-// may be freed, and so report it, after a newer call was queued).
+// Queues `call` until the connection is up, for at most until `deadline`, in the order
+// calls were made: a replay goes before the calls issued after the loss (it was in flight
+// before them, though its connection may be freed, and so report it, after a newer call
+// was queued), a held call before those that were pipelined behind it.
 void RedisBroker::wait_for_link(Call call, Clock::time_point deadline) {
   if (Clock::now() >= deadline || queue_.size() >= kQueueLimit) return call->complete(nullptr);
   call->deadline = deadline;
-  auto at = call->cut_off ? std::find_if(queue_.begin(), queue_.end(),
-                                         [](const Call& c) { return !c->cut_off; })
-                          : queue_.end();
+  const auto at = std::upper_bound(queue_.begin(), queue_.end(), call->seq,
+                                   [](std::uint64_t seq, const Call& c) { return seq < c->seq; });
   queue_.insert(at, std::move(call));
   if (queue_.size() == 1) expire_waiting();
 }
@@ -449,6 +479,7 @@ void RedisBroker::on_reply(const Call& call, std::uint64_t attempt, const redisR
     return lose(flushed ? "the scripts were flushed" : "the server became a replica");
   }
   if (is_error(r, "NOREPLICAS") || is_error(r, "LOADING")) return hold(call);
+  if (gate_ == call) open_gate();
   if (cluster_ && r->type == REDIS_REPLY_ERROR) {
     if (auto redirection = parse_redirection(std::string_view(r->str, r->len))) {
       ++call->attempt;  // its WAIT's reply, if any, is not this call's any more
@@ -560,7 +591,8 @@ void RedisBroker::append(const std::string& room, const std::string& token, OpEn
                                 sharded_ ? "SPUBLISH" : "PUBLISH"};
   for (auto& f : op_fields(entry)) args.push_back(std::move(f));
   auto call = script(room, scripts::kAppendScript,
-                     {room_key(prefix, room, "owner"), room_key(prefix, room, "ops")},
+                     {room_key(prefix, room, "owner"), room_key(prefix, room, "ops"),
+                      room_key(prefix, room, "snapshot")},
                      std::move(args), [this, done = std::move(done)](const redisReply* r) {
                        const Status s = script_status(r);
                        if (s == Status::ok) {
@@ -800,6 +832,7 @@ void RedisBroker::probe_failed(std::string_view why) {
 void RedisBroker::stop() {
   stopped_ = true;
   ++generation_;
+  gate_ = nullptr;
   queue_.clear();
   rooms_.clear();
   if (cmd_) cmd_->close();

@@ -131,6 +131,8 @@ class RedisBroker final : public Broker {
   void hold(const Call& call);
   void requeue(const Call& call);
   void send_queued();
+  void open_gate();
+  void send_waiting(const Call& call);
   void wait_for_link(Call call, Clock::time_point deadline);
   void expire_waiting();
   void send(const std::vector<std::string_view>& args, OnReply done,
@@ -184,6 +186,7 @@ class RedisBroker final : public Broker {
   std::shared_ptr<SubscriberConnection> sub_;
   Link link_ = Link::down;
   bool held_ = false;  // up, but calls wait: the server refused one for a moment
+  Call gate_;  // sent alone after a wait; the calls waiting go once it is answered
   std::uint64_t generation_ = 0;  // one per connection attempt
   bool cmd_ready_ = false, sub_ready_ = false;
   bool ever_up_ = false;
@@ -196,7 +199,7 @@ class RedisBroker final : public Broker {
 
   // The end of the current wait for a connection: the first one's, or that after a loss.
   Clock::time_point queue_until_;
-  std::deque<Call> queue_;  // commands waiting for a connection, in order (each its deadline)
+  std::deque<Call> queue_;  // commands waiting for a connection, by seq (each its deadline)
   Rooms rooms_;
 
   std::uint64_t probe_seq_ = 0;

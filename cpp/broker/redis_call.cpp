@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <atomic>
 #include <utility>
 
 namespace kasagi::broker {
@@ -13,6 +14,11 @@ void RedisCall::complete(const redisReply* reply) {
     reply = nullptr;
   }
   d(reply);
+}
+
+std::uint64_t RedisCall::next_seq() {
+  static std::atomic<std::uint64_t> last{0};
+  return last.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 }  // namespace kasagi::broker

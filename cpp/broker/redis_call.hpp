@@ -35,6 +35,9 @@ struct RedisCall {
   bool wait = false;        // followed by WAIT wait_replicas (replicated durability)
   bool replayable = true;   // see above
   OnReply done;             // once: the reply, or nullptr (unavailable)
+  // Its place in the order calls were made (over all brokers of the process): calls that
+  // wait for a connection are sent in this order, whichever way they came back to wait.
+  const std::uint64_t seq = next_seq();
 
   // What happened to it so far.
   // Bumped on every send (and on handing the call on): replies to an older send are
@@ -55,6 +58,9 @@ struct RedisCall {
   // the lease, so its room takes it again and repairs its log, as after any outage,
   // instead of stepping down.
   void complete(const redisReply* reply);
+
+ private:
+  static std::uint64_t next_seq();
 };
 
 }  // namespace kasagi::broker

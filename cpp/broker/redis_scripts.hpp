@@ -31,47 +31,63 @@ end
 return 0
 )lua";
 
-// KEYS: owner, ops. ARGV: token, max_len, channel, message, publish command (PUBLISH, or
-// SPUBLISH in a Cluster, where the room channel is a shard channel of the room's slot),
-// then the entry's field/value pairs (one of them `version`). If `token` holds the lease
-// and the log takes this version: XADD (trimmed to exactly max_len entries) and publish,
-// returns 1. Returns 0 (fenced) when another token holds the lease, -1 when nobody does.
+// KEYS: owner, ops, snapshot. ARGV: token, max_len, channel, message, publish command
+// (PUBLISH, or SPUBLISH in a Cluster, where the room channel is a shard channel of the
+// room's slot), then the entry's field/value pairs (among them `version` and `base`). If
+// `token` holds the lease and the entry continues the log: XADD (trimmed to exactly
+// max_len entries) and publish, returns 1. Returns 0 (fenced) when another token holds the
+// lease, -1 when nobody does.
 //
-// The log is read backwards from its newest entry (in the common case only that one):
-// - This version is there: the broker sent this append again because its connection died
-//   before the reply (a replay), and the first one did run. Only the lease holder writes,
-//   in version order, so the entry is this append's own: nothing is written, 1 is returned.
-// - A later version is there but not this one: the append arrives after one that the room
-//   made later (a Cluster redirection reordered them). Writing it would put the log out of
-//   order, so it is refused with -2 (unavailable), and the room repairs its log with a
-//   snapshot, as after any failed append.
+// The log must stay a chain that a new authority can replay: the snapshot, then entries
+// each based on the one before. So the entry is written only if its base is the newest
+// version stored (that of the newest entry, or of the snapshot when it is newer, or 0
+// for a room with neither). Otherwise:
+// - This version is in the log: the broker sent this append again because its connection
+//   died before the reply (a replay), and the first one did run. Only the lease holder
+//   writes, in version order, so the entry is this append's own: nothing is written, 1 is
+//   returned.
+// - A later version is stored: the append arrives after one that the room made later (a
+//   Cluster redirection reordered them): -2.
+// - Its base is missing: an earlier append did not run (refused, or lost with a master
+//   that failed over before replicating it; or Redis restarted empty): -3. Writing it
+//   would leave a hole that a later append's success would hide, and the room would ACK
+//   updates that are not stored.
+// Both complete unavailable, and the room repairs its log with a snapshot, as after any
+// failed append.
 inline constexpr std::string_view kAppend = R"lua(
 local owner = redis.call('GET', KEYS[1])
 if owner ~= ARGV[1] then return owner and 0 or -1 end
-local version
+local version, base
 for i = 6, #ARGV - 1, 2 do
   if ARGV[i] == 'version' then version = tonumber(ARGV[i + 1]) end
+  if ARGV[i] == 'base' then base = tonumber(ARGV[i + 1]) end
 end
-local before, later = '+', false
-while version do
-  local batch = redis.call('XREVRANGE', KEYS[2], before, '-', 'COUNT', 16)
-  if #batch == 0 then break end
-  for _, e in ipairs(batch) do
-    local f, v = e[2], nil
-    for i = 1, #f - 1, 2 do
-      if f[i] == 'version' then v = tonumber(f[i + 1]) end
-    end
-    if v == version then return 1 end
-    if v and v < version then
-      if later then return -2 end
-      version = nil
-      break
-    end
-    later = later or v ~= nil
+local function version_of(entry)
+  local f = entry[2]
+  for i = 1, #f - 1, 2 do
+    if f[i] == 'version' then return tonumber(f[i + 1]) end
   end
-  before = '(' .. batch[#batch][1]
+  return 0
 end
-if later then return -2 end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+local newest = last and version_of(last) or 0
+if newest >= version then
+  local before = '+'
+  while true do
+    local batch = redis.call('XREVRANGE', KEYS[2], before, '-', 'COUNT', 16)
+    if #batch == 0 then return -2 end
+    for _, e in ipairs(batch) do
+      local v = version_of(e)
+      if v == version then return 1 end
+      if v < version then return -2 end
+    end
+    before = '(' .. batch[#batch][1]
+  end
+end
+local snapshot = tonumber(redis.call('HGET', KEYS[3], 'version')) or 0
+newest = math.max(newest, snapshot)
+if newest > base then return -2 end
+if newest < base then return -3 end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', unpack(ARGV, 6))
 redis.call(ARGV[5], ARGV[3], ARGV[4])
 return 1

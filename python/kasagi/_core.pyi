@@ -213,6 +213,12 @@ class Broker:
     ) -> _Status:
         """Appends ``entry`` (data, version, base, tick, epoch, sessions) to the log and
         publishes ``message``, if ``token`` holds the lease."""
+    def append_all(
+        self, room: str, token: str, entries: list[dict[str, Any]], message: bytes,
+        timeout: float = 10.0,
+    ) -> list[_Status]:
+        """Appends ``entries`` as ``append`` does, issued together in order without waiting
+        for each other (so pipelined); returns their statuses in that order."""
     def save_snapshot(
         self, room: str, token: str, snapshot: dict[str, Any], timeout: float = 10.0
     ) -> _Status:

@@ -9,6 +9,9 @@ after a failover that moved only some connections).
 then on, while both sockets stay open: a half-open connection that no error reveals.
 ``deafen_commands()`` does the same to the other connections: Redis runs what it gets, and
 its replies are lost. ``drop_connections()`` closes every connection (new ones work).
+``pass_one_command()`` lets each command connection forward one more command to Redis and
+then hold what follows, until ``release_commands()`` sends it on: what Redis does between
+two commands of a pipeline can be staged.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ class _Link:
         self.server = server
         self.subscriber = subscriber
         self.deaf = False
+        self.passing: int | None = None  # commands it may forward still (None: no limit)
+        self.held = bytearray()  # what it holds back meanwhile
 
     def close(self) -> None:
         for s in (self.client, self.server):
@@ -62,6 +67,22 @@ class Proxy:
         for link in links:
             link.deaf = True
         return len(links)
+
+    def pass_one_command(self) -> None:
+        with self.lock:
+            for link in self.links:
+                if not link.subscriber:
+                    link.passing = 1
+
+    def release_commands(self) -> None:
+        with self.lock:
+            for link in self.links:
+                link.passing = None
+                held, link.held = bytes(link.held), bytearray()
+                try:
+                    link.server.sendall(held)
+                except OSError:
+                    pass
 
     def drop_connections(self) -> None:
         with self.lock:
@@ -105,7 +126,40 @@ class Proxy:
             while data := src.recv(65536):
                 if not upstream and link.deaf:
                     continue
-                dst.sendall(data)
+                if upstream:
+                    self._forward(link, data)
+                else:
+                    dst.sendall(data)
         except OSError:
             pass
         link.close()
+
+    def _forward(self, link: _Link, data: bytes) -> None:
+        """Sends `data`, from the client, to Redis, or what of it may pass, holding the rest
+        (under the lock: release_commands() sends what is held before anything newer)."""
+        with self.lock:
+            if link.passing is not None:
+                link.held += data
+                data = b""
+                while link.passing and (end := _command_end(link.held)) is not None:
+                    data += link.held[:end]
+                    del link.held[:end]
+                    link.passing -= 1
+            link.server.sendall(data)
+
+
+def _command_end(buf: bytes | bytearray) -> int | None:
+    """The end of the first command in `buf` (a RESP array of bulk strings, as clients send
+    commands), or None while it is incomplete."""
+    line = buf.find(b"\r\n")
+    if line < 0:
+        return None
+    pos = line + 2
+    for _ in range(int(buf[1:line])):
+        line = buf.find(b"\r\n", pos)
+        if line < 0:
+            return None
+        pos = line + 2 + int(buf[pos + 1:line]) + 2
+        if pos > len(buf):
+            return None
+    return pos

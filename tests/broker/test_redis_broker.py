@@ -3,6 +3,7 @@ Redis goes away, comes back, stops answering or stops delivering (docs/redis.md)
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -217,16 +218,31 @@ def test_replayed_append_is_not_written_twice(redis_broker: Make, proxy: Proxy,
     assert metric(broker, "kasagi_redis_replayed_total") == 1
 
 
-def test_append_keeps_the_log_in_version_order(redis_broker: Make, room: str,
-                                                redis_server: RedisProcess) -> None:
+def test_append_keeps_the_log_a_chain(redis_broker: Make, room: str,
+                                      redis_server: RedisProcess) -> None:
+    # Each entry is written only on top of its base: the log stays a chain from the snapshot
+    # that a new authority can replay, whatever order the appends arrive in.
     broker = redis_broker(redis_server.url)
     assert broker.claim(room, "A", 60_000)[0] == "ok"
-    for v in (1, 2, 4):
+    assert broker.append(room, "A", entry(2), b"m") == "unavailable"  # its base 1 is missing
+    for v in (1, 2):
         assert broker.append(room, "A", entry(v), b"m") == "ok"
-    assert broker.append(room, "A", entry(4), b"m") == "ok"  # the same again: not written
-    assert broker.append(room, "A", entry(3), b"m") == "unavailable"  # after a later one
+    assert broker.append(room, "A", entry(2), b"m") == "ok"  # the same again: not written
+    assert broker.append(room, "A", entry(4), b"m") == "unavailable"  # 3 did not run
+    assert broker.append(room, "A", entry(3), b"m") == "ok"
+    assert broker.append(room, "A", entry(5), b"m") == "unavailable"  # a hole, not written
+    assert broker.append(room, "A", entry(4), b"m") == "ok"
     assert broker.append(room, "A", entry(5), b"m") == "ok"
-    assert [e["version"] for e in broker.load(room)["ops"]] == [1, 2, 4, 5]
+    assert broker.append(room, "A", entry(4), b"m") == "ok"  # its replay, found
+    # A snapshot newer than the log (a room repairing its log) is a base too.
+    assert broker.save_snapshot(room, "A", snapshot(8)) == "ok"
+    assert broker.append(room, "A", entry(7), b"m") == "unavailable"  # the snapshot has it
+    nine = dict(entry(9), base=8)
+    assert broker.append(room, "A", nine, b"m") == "ok"
+    assert [e["version"] for e in broker.load(room)["ops"]] == [9]  # the others: before 8
+    with redis_server.client() as r:
+        ops = r.call("XRANGE", f"room:{{{room}}}:ops", "-", "+")
+    assert [int(dict(zip(f[::2], f[1::2]))[b"version"]) for _, f in ops] == [1, 2, 3, 4, 5, 9]
 
 
 def test_unanswered_subscription_renews_the_connections(
@@ -319,3 +335,44 @@ def test_writes_refused_for_want_of_replicas_wait_for_one(
     with master.client() as r:
         assert r.call("XLEN", f"room:{{{room}}}:ops") == 2
     assert replica.port != master.port
+
+
+def test_a_held_write_goes_alone_until_the_server_takes_it(
+    redis_broker: Make, redis_server: RedisProcess, proxy: Proxy, room: str
+) -> None:
+    # Writes refused for want of replicas wait; when they are sent again, a replica may
+    # attach between two of them, and Redis would take the later ones of a pipeline but not
+    # the first. So the first goes alone, and the others once it is taken. Staged with a
+    # proxy that lets one command through and holds the rest while the config changes.
+    broker = redis_broker(proxy.url, replay_timeout=20.0, probe_interval=60.0)
+    assert broker.claim(room, "A", 60_000)[0] == "ok"
+    assert broker.append(room, "A", entry(1), b"m") == "ok"
+    with redis_server.client() as r:
+        r.call("CONFIG", "SET", "min-replicas-to-write", "1")
+    results: dict[str, list[str]] = {}
+    first = threading.Thread(target=lambda: results.update(
+        first=broker.append_all(room, "A", [entry(2)], b"m", timeout=30.0)))
+    first.start()
+    until(lambda: refusals(redis_server) >= 1, 5, "the write refused")
+    rest = threading.Thread(target=lambda: results.update(
+        rest=broker.append_all(room, "A", [entry(3), entry(4)], b"m", timeout=30.0)))
+    rest.start()
+    time.sleep(0.3)  # 3 and 4 wait behind 2 now
+    refused = refusals(redis_server)
+    proxy.pass_one_command()
+    until(lambda: refusals(redis_server) > refused, 5, "the write refused again")
+    with redis_server.client() as r:  # as if the replica came
+        r.call("CONFIG", "SET", "min-replicas-to-write", "0")
+    proxy.release_commands()
+    first.join(30.0)
+    rest.join(30.0)
+    assert results == {"first": ["ok"], "rest": ["ok", "ok"]}
+    assert [e["version"] for e in broker.load(room)["ops"]] == [1, 2, 3, 4]
+
+
+def refusals(server: RedisProcess) -> int:
+    """How many commands the server refused with NOREPLICAS so far."""
+    with server.client() as r:
+        info = r.call("INFO", "errorstats").decode()
+    match = re.search(r"errorstat_NOREPLICAS:count=(\d+)", info)
+    return int(match.group(1)) if match else 0

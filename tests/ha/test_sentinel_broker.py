@@ -125,10 +125,6 @@ def test_follows_switch_master_without_polling(
     assert f"a Sentinel announced {failover.new_master} as the master" in capfd.readouterr().err
 
 
-@pytest.mark.skip(reason="known bug, open on issue 4: the replays are pipelined, so when the new "
-                  "master refuses the first for want of a replica (NOREPLICAS) and accepts the "
-                  "next ones, those overtake it and it comes back unavailable (about one run in "
-                  "two on a loaded 2-core machine); the first replay must go alone")
 def test_writes_in_flight_at_a_master_kill_complete_on_the_new_master(
     redis_sentinel_group: SentinelGroup, sentinel_broker: Any
 ) -> None:
