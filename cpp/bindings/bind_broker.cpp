@@ -106,7 +106,8 @@ T field(const py::dict& d, const char* key) {
 OpEntry entry_from(const py::dict& d) {
   return {field<std::string>(d, "data"), field<std::uint64_t>(d, "version"),
           field<std::uint64_t>(d, "base"), field<std::uint64_t>(d, "tick"),
-          field<std::string>(d, "epoch"), field<std::string>(d, "sessions")};
+          field<std::string>(d, "epoch"), field<std::string>(d, "sessions"),
+          field<bool>(d, "after_snapshot")};
 }
 
 Snapshot snapshot_from(const py::dict& d) {

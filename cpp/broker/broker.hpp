@@ -50,6 +50,11 @@ struct OpEntry {
   std::uint64_t tick = 0;
   std::string epoch;
   std::string sessions;   // MessagePack map of the sessions this delta created ("" if none)
+  // Not stored: a snapshot of version `base` is stored, so the entry may follow it rather
+  // than a log entry (the first after a log repair). The Redis broker then lets its append
+  // script read the snapshot key, which it otherwise leaves alone: a key named in a script
+  // call must exist while its slot migrates (Cluster), and a young room has no snapshot.
+  bool after_snapshot = false;
 };
 
 // What a new authority recovers a room from: the snapshot and the entries after it.

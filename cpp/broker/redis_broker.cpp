@@ -586,14 +586,13 @@ void RedisBroker::load(const std::string& room, Loaded done) {
 void RedisBroker::append(const std::string& room, const std::string& token, OpEntry entry,
                          std::string message, Done done) {
   const auto& prefix = options_.key_prefix;
+  std::vector<std::string> keys{room_key(prefix, room, "owner"), room_key(prefix, room, "ops")};
+  if (entry.after_snapshot) keys.push_back(room_key(prefix, room, "snapshot"));
   std::vector<std::string> args{token, std::to_string(options_.ops_max_len),
                                 room_key(prefix, room, "channel"), std::move(message),
                                 sharded_ ? "SPUBLISH" : "PUBLISH"};
   for (auto& f : op_fields(entry)) args.push_back(std::move(f));
-  auto call = script(room, scripts::kAppendScript,
-                     {room_key(prefix, room, "owner"), room_key(prefix, room, "ops"),
-                      room_key(prefix, room, "snapshot")},
-                     std::move(args), [this, done = std::move(done)](const redisReply* r) {
+  auto call = script(room, scripts::kAppendScript, std::move(keys), std::move(args), [this, done = std::move(done)](const redisReply* r) {
                        const Status s = script_status(r);
                        if (s == Status::ok) {
                          metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);

@@ -31,7 +31,7 @@ end
 return 0
 )lua";
 
-// KEYS: owner, ops, snapshot. ARGV: token, max_len, channel, message, publish command
+// KEYS: owner, ops, and snapshot when the entry may follow it (OpEntry::after_snapshot). ARGV: token, max_len, channel, message, publish command
 // (PUBLISH, or SPUBLISH in a Cluster, where the room channel is a shard channel of the
 // room's slot), then the entry's field/value pairs (among them `version` and `base`). If
 // `token` holds the lease and the entry continues the log: XADD (trimmed to exactly
@@ -40,8 +40,8 @@ return 0
 //
 // The log must stay a chain that a new authority can replay: the snapshot, then entries
 // each based on the one before. So the entry is written only if its base is the newest
-// version stored (that of the newest entry, or of the snapshot when it is newer, or 0
-// for a room with neither). Otherwise:
+// version stored (that of the newest entry, or of the snapshot when it is newer and named,
+// or 0 for a room with neither). Otherwise:
 // - This version is in the log: the broker sent this append again because its connection
 //   died before the reply (a replay), and the first one did run. Only the lease holder
 //   writes, in version order, so the entry is this append's own: nothing is written, 1 is
@@ -84,8 +84,9 @@ if newest >= version then
     before = '(' .. batch[#batch][1]
   end
 end
-local snapshot = tonumber(redis.call('HGET', KEYS[3], 'version')) or 0
-newest = math.max(newest, snapshot)
+if KEYS[3] then
+  newest = math.max(newest, tonumber(redis.call('HGET', KEYS[3], 'version')) or 0)
+end
 if newest > base then return -2 end
 if newest < base then return -3 end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', unpack(ARGV, 6))

@@ -341,6 +341,7 @@ void RoomActor::on_loaded(Status status, broker::RoomLog log) {
   log_intact_ = true;
   repairing_ = false;
   snapshot_version_ = version;
+  stored_snapshot_ = log.snapshot ? std::optional(log.snapshot->version) : std::nullopt;
   snapshot_at_ = now;
   role_ = Role::authority;
   ++generation_;
@@ -415,6 +416,7 @@ void RoomActor::on_delta(const Message& delta, const room::Frame& msgpack,
 
 void RoomActor::append(broker::OpEntry entry, std::string message) {
   const std::uint64_t version = entry.version;
+  entry.after_snapshot = stored_snapshot_ == entry.base;
   broker_->append(id_, token_, std::move(entry), std::move(message),
                   on_own_thread([this, version, g = append_generation_](Status s) {
                     on_appended(s, version, g);
@@ -455,6 +457,7 @@ void RoomActor::save_snapshot(bool recovering) {
   s.sessions = encode_sessions(room_->sessions());
   snapshot_due_ = false;
   snapshot_version_ = s.version;
+  stored_snapshot_ = s.version;
   snapshot_at_ = now;
   const std::uint64_t version = s.version;
   broker_->save_snapshot(id_, token_, std::move(s),

@@ -162,6 +162,9 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   bool repairing_ = false;
   std::vector<std::pair<broker::OpEntry, std::string>> backlog_;
   std::uint64_t snapshot_version_ = 0;
+  // The version of the snapshot in the shared store (loaded, or saved since), if any: an
+  // entry based on it may follow it rather than a log entry (OpEntry::after_snapshot).
+  std::optional<std::uint64_t> stored_snapshot_;
   room::Clock::time_point snapshot_at_{};
   bool snapshot_due_ = false;
 
