@@ -79,8 +79,12 @@ void ClusterBroker::route(const std::string& room, Routed op) {
 
 // The broker of the master that serves the room's slot (made on first use), or nullptr.
 RedisBroker* ClusterBroker::broker_of(const std::string& room) {
-  const HostPort* master = map_->master(key_slot(room_key(options_.key_prefix, room, "owner")));
+  const HostPort* master = map_->master(slot_of(room));
   return master != nullptr ? broker_at(*master) : nullptr;
+}
+
+std::uint16_t ClusterBroker::slot_of(const std::string& room) const {
+  return key_slot(room_key(options_.key_prefix, room, "owner"));  // all its keys' slot
 }
 
 // The broker of the node at `node`, made on first use (a master, or an importing node
@@ -229,7 +233,9 @@ void ClusterBroker::give_up(const Call& call, const char* why) {
 void ClusterBroker::subscribe(const std::string& room, std::weak_ptr<Subscriber> subscriber) {
   boost::asio::post(io_, [this, room, subscriber = std::move(subscriber)] {
     if (stopped_) return;
-    Room& r = rooms_[room];
+    auto [it, added] = rooms_.try_emplace(room);
+    Room& r = it->second;
+    if (added) r.slot = slot_of(room);
     r.subscribers.push_back(subscriber);
     if (!r.node.empty()) return nodes_[r.node]->subscribe(room, subscriber);
     if (map_) move_subscription(room, r, false);  // else: once the map comes
@@ -280,8 +286,7 @@ void ClusterBroker::move_subscription(const std::string& room, Room& r, bool gap
 void ClusterBroker::reroute() {
   std::set<std::string> unchanged;
   for (auto& [room, r] : rooms_) {
-    const HostPort* master =
-        map_->master(key_slot(room_key(options_.key_prefix, room, "owner")));
+    const HostPort* master = map_->master(r.slot);
     const std::string target = master != nullptr ? name_of(*master) : "";
     if (target != r.node) {
       move_subscription(room, r, !r.node.empty());
@@ -308,11 +313,7 @@ void ClusterBroker::schedule_refresh() {
 std::vector<HostPort> ClusterBroker::candidates() const {
   std::vector<HostPort> out = map_ ? map_->masters() : std::vector<HostPort>{};
   for (const auto& seed : seeds_) {
-    if (std::none_of(out.begin(), out.end(), [&](const HostPort& n) {
-          return n.host == seed.host && n.port == seed.port;
-        })) {
-      out.push_back(seed);
-    }
+    if (std::find(out.begin(), out.end(), seed) == out.end()) out.push_back(seed);
   }
   return out;
 }

@@ -68,6 +68,7 @@ class ClusterBroker final : public Broker {
   // Runs with the broker of the room's master, or nullptr when none is known.
   using Routed = std::function<void(RedisBroker*)>;
   struct Room {
+    std::uint16_t slot = 0;  // of its keys
     std::vector<std::weak_ptr<Subscriber>> subscribers;
     std::string node;  // host:port of the broker it is subscribed with ("" = none)
   };
@@ -80,6 +81,7 @@ class ClusterBroker final : public Broker {
 
   void route(const std::string& room, Routed op);
   RedisBroker* broker_of(const std::string& room);
+  std::uint16_t slot_of(const std::string& room) const;
   RedisBroker* broker_at(const HostPort& node);
   // Redirections.
   void follow(Call call, Redirection redirection);

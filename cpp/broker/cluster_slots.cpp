@@ -72,9 +72,7 @@ void SlotMap::moved(std::uint16_t slot, HostPort master) {
 }
 
 std::int16_t SlotMap::node_index(HostPort master) {
-  auto it = std::find_if(nodes_.begin(), nodes_.end(), [&](const HostPort& n) {
-    return n.host == master.host && n.port == master.port;
-  });
+  auto it = std::find(nodes_.begin(), nodes_.end(), master);
   if (it == nodes_.end()) it = nodes_.insert(nodes_.end(), std::move(master));
   return static_cast<std::int16_t>(it - nodes_.begin());
 }
@@ -84,10 +82,7 @@ std::vector<HostPort> SlotMap::masters() const {
   for (const auto i : slot_node_) {
     if (i < 0) continue;
     const HostPort& n = nodes_[static_cast<std::size_t>(i)];
-    if (std::none_of(out.begin(), out.end(),
-                     [&](const HostPort& o) { return o.host == n.host && o.port == n.port; })) {
-      out.push_back(n);
-    }
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
   }
   return out;
 }

@@ -160,7 +160,7 @@ void RedisBroker::check_master() {
 // current master (the probe watches it).
 void RedisBroker::verify_master() {
   sentinel_->ask(guarded([this](std::optional<HostPort> master, const std::string&) {
-    if (master && (master->host != url_.host || master->port != url_.port)) {
+    if (master && *master != HostPort{url_.host, url_.port}) {
       lose("the Sentinels name " + master->host + ":" + std::to_string(master->port) +
            " as the master now");
     }
@@ -171,7 +171,7 @@ void RedisBroker::verify_master() {
 void RedisBroker::master_switched(const HostPort& master) {
   if (stopped_) return;
   if (link_ == Link::up) {
-    if (master.host == url_.host && master.port == url_.port) return;
+    if (master == HostPort{url_.host, url_.port}) return;
     return lose("a Sentinel announced " + master.host + ":" + std::to_string(master.port) +
                 " as the master");
   }

@@ -23,6 +23,7 @@ RedisUrl parse_redis_url(std::string_view url);
 struct HostPort {
   std::string host;
   std::uint16_t port = 0;
+  bool operator==(const HostPort&) const = default;
 };
 
 // Parses "HOST:PORT[,HOST:PORT...]" (an IPv6 host in brackets; spaces around commas are

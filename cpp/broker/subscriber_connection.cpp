@@ -3,7 +3,6 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
-#include <cctype>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -23,13 +22,6 @@ bool is_event(const redisReply& r) {
     if (kind == k) return true;
   }
   return false;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 }  // namespace
@@ -76,19 +68,19 @@ void SubscriberConnection::command(const std::vector<std::string_view>& args, On
     boost::asio::post(io_, [done = std::move(done)] { done(nullptr); });
     return;
   }
-  send(args, {.done = std::move(done), .kind = {}, .channel = {}, .sent = Clock::now()});
+  send(args, {.done = std::move(done), .kind = {}, .channel = {}});
 }
 
+// The reply confirming each names its kind in lower case.
 void SubscriberConnection::subscribe(std::string_view channel, bool sharded) {
-  const std::string_view verb = sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
-  send({verb, channel},
-       {.done = {}, .kind = lower(verb), .channel = std::string(channel), .sent = Clock::now()});
+  send({sharded ? "SSUBSCRIBE" : "SUBSCRIBE", channel},
+       {.done = {}, .kind = sharded ? "ssubscribe" : "subscribe", .channel = std::string(channel)});
 }
 
 void SubscriberConnection::unsubscribe(std::string_view channel, bool sharded) {
-  const std::string_view verb = sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE";
-  send({verb, channel},
-       {.done = {}, .kind = lower(verb), .channel = std::string(channel), .sent = Clock::now()});
+  send({sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE", channel},
+       {.done = {}, .kind = sharded ? "sunsubscribe" : "unsubscribe",
+        .channel = std::string(channel)});
 }
 
 void SubscriberConnection::send(const std::vector<std::string_view>& args, Pending pending) {
@@ -105,6 +97,7 @@ void SubscriberConnection::send(const std::vector<std::string_view>& args, Pendi
   if (len < 0) return fail("out of memory");
   out_.emplace_back(cmd, static_cast<std::size_t>(len));
   redisFreeCommand(cmd);
+  pending.sent = Clock::now();
   pending_.push_back(std::move(pending));
   write_next();
   arm_watchdog();

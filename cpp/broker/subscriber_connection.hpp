@@ -67,7 +67,7 @@ class SubscriberConnection : public std::enable_shared_from_this<SubscriberConne
     OnReply done;
     std::string kind;
     std::string channel;
-    Clock::time_point sent;
+    Clock::time_point sent{};  // set by send()
   };
 
   SubscriberConnection(boost::asio::io_context& io, Clock::duration timeout, Handlers handlers);

@@ -42,7 +42,7 @@ std::uint64_t Relay::conn_of(const room::MemberPtr& m) {
   return conn;
 }
 
-void Relay::forward(std::uint64_t conn, InputOp op, const Message* msg) {
+void Relay::forward(std::uint64_t conn, InputOp op, const Message* msg, std::string claims) {
   ChannelMessage out;
   out.kind = ChannelKind::input;
   out.from = self_;
@@ -50,37 +50,33 @@ void Relay::forward(std::uint64_t conn, InputOp op, const Message* msg) {
   out.conn = conn;
   out.op = op;
   if (msg) out.frame = protocol::encode(Format::msgpack, *msg);
-  if (op == InputOp::join) {
-    auto it = by_conn_.find(conn);
-    if (it != by_conn_.end() && it->second.member) {
-      const auto& claims = it->second.member->identity().claims;
-      if (!claims.empty()) out.claims = protocol::encode_value(claims);
-    }
-  }
+  out.claims = std::move(claims);
   broker_->publish(room_id_, broker::encode(out));
+}
+
+void Relay::forward_join(std::uint64_t conn, Local& l, Message join,
+                         room::Clock::time_point now) {
+  l.join = std::move(join);
+  l.join_sent = now;
+  std::string claims;
+  if (l.member && !l.member->identity().claims.empty()) {
+    claims = protocol::encode_value(l.member->identity().claims);
+  }
+  forward(conn, InputOp::join, &*l.join, std::move(claims));
 }
 
 void Relay::send_join(std::uint64_t conn, Local& l, room::Clock::time_point now) {
   l.attached = false;
-  Message join;
   if (!l.token.empty()) {  // resume: the same player, a fresh FULL_STATE
-    join = protocol::make_resume_join(room_id_, l.token);
+    forward_join(conn, l, protocol::make_resume_join(room_id_, l.token), now);
   } else if (l.join) {
-    join = *l.join;
-  } else {
-    return;
+    forward_join(conn, l, *l.join, now);
   }
-  l.join = join;
-  l.join_sent = now;
-  forward(conn, InputOp::join, &join);
 }
 
 void Relay::join(const room::MemberPtr& m, const Message& msg, room::Clock::time_point now) {
   const std::uint64_t conn = conn_of(m);
-  Local& l = by_conn_[conn];
-  l.join = msg;
-  l.join_sent = now;
-  forward(conn, InputOp::join, &msg);
+  forward_join(conn, by_conn_[conn], msg, now);
 }
 
 void Relay::leave(const room::MemberPtr& m, const Message& msg, room::Clock::time_point) {

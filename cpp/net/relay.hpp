@@ -76,9 +76,12 @@ class Relay final : public room::Inbox {
   };
 
   std::uint64_t conn_of(const room::MemberPtr& m);
-  // A join carries the member's verified claims (every join, so that a new authority
-  // learns them from the rejoin).
-  void forward(std::uint64_t conn, broker::InputOp op, const protocol::Message* msg);
+  void forward(std::uint64_t conn, broker::InputOp op, const protocol::Message* msg,
+               std::string claims = {});
+  // Sends `join` as l's pending join, with the member's verified claims (every join, so
+  // that a new authority learns them from the rejoin).
+  void forward_join(std::uint64_t conn, Local& l, protocol::Message join,
+                    room::Clock::time_point now);
   void send_join(std::uint64_t conn, Local& l, room::Clock::time_point now);
   void deliver(Local& l, const std::string& msgpack, const protocol::Message& decoded);
   void drop(std::uint64_t conn, bool tell_member);

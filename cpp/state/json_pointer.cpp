@@ -25,21 +25,19 @@ std::optional<Path> parse_pointer(std::string_view pointer) {
 
 std::string format_pointer(std::span<const std::string> path) {
   std::string out;
-  append_pointer(out, path);
+  for (const auto& token : path) append_token(out, token);
   return out;
 }
 
-void append_pointer(std::string& out, std::span<const std::string> path) {
-  for (const auto& token : path) {
-    out += '/';
-    for (char c : token) {
-      if (c == '~')
-        out += "~0";
-      else if (c == '/')
-        out += "~1";
-      else
-        out += c;
-    }
+void append_token(std::string& out, std::string_view token) {
+  out += '/';
+  for (char c : token) {
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
 }
 

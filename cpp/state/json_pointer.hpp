@@ -16,7 +16,7 @@ std::optional<Path> parse_pointer(std::string_view pointer);
 
 // The inverse of parse_pointer.
 std::string format_pointer(std::span<const std::string> path);
-// The same, appended to `out` (which may keep its buffer from one call to the next).
-void append_pointer(std::string& out, std::span<const std::string> path);
+// Appends "/" and `token`, escaped, to `out`: one more step of a pointer being built.
+void append_token(std::string& out, std::string_view token);
 
 }  // namespace kasagi::state

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 #include "protocol/codec.hpp"
+#include "state/json_pointer.hpp"
 #include "telemetry/log.hpp"
 
 namespace kasagi::trace {
@@ -20,16 +21,7 @@ double unix_seconds() {
 void leaf_paths(const state::Object& patch, std::string& prefix, state::Array& out) {
   for (const auto& [key, value] : patch) {
     const auto size = prefix.size();
-    prefix += '/';
-    for (char c : key) {  // RFC 6901 escaping
-      if (c == '~') {
-        prefix += "~0";
-      } else if (c == '/') {
-        prefix += "~1";
-      } else {
-        prefix += c;
-      }
-    }
+    state::append_token(prefix, key);
     if (value.is_object() && !value.get_object().empty()) {
       leaf_paths(value.get_object(), prefix, out);
     } else {

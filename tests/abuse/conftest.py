@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +95,7 @@ class Target:
 
     def metric(self, name: str) -> float:
         """A sample of GET /metrics: ``name`` with its labels, e.g. ``kasagi_rooms``."""
-        with urllib.request.urlopen(f"{self.serve.http_url}/metrics", timeout=5) as response:
-            for line in response.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[-1])
-        raise KeyError(name)
+        return float(self.serve.metric(name))
 
     def withstands(self, attack: Callable[[], Any], *, threads: int = 4,
                    expect: Callable[[Any], bool]) -> list[Any]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+from kasagi.testing import metric_value
 
 Make = Callable[..., Any]
 
@@ -71,6 +72,4 @@ def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def metric(broker: Any, name: str) -> float:
-    found = re.search(rf"^{name} (\S+)$", broker.metrics(), re.M)
-    assert found, name
-    return float(found.group(1))
+    return metric_value(broker.metrics(), name)

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -49,14 +47,7 @@ def assert_followed(instances: list[Any], failover: Failover) -> None:
 
 def metric_total(instances: list[Any], name: str) -> float:
     """The sum of one counter over the instances' /metrics."""
-    total = 0.0
-    for instance in instances:
-        with urllib.request.urlopen(instance.http_url + "/metrics", timeout=5) as response:
-            text = response.read().decode()
-        found = re.search(rf"^{name} (\S+)$", text, re.M)
-        assert found, name
-        total += float(found.group(1))
-    return total
+    return sum(instance.metric(name) for instance in instances)
 
 
 def assert_no_acked_update_lost(report: Any) -> None:

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from kasagi.testing import metric_value
 from wire import Wire, masked_frame, raw_upgrade
 
 # Connections and rooms on several I/O threads: CI runs these under ThreadSanitizer too.
@@ -162,10 +163,7 @@ def test_idle_timeout_puts_players_in_grace(make_server, connect):
 
 
 def metric(server, name: str) -> float:
-    for line in server.metrics().splitlines():
-        if line.startswith(f"kasagi_{name}_total "):
-            return float(line.split()[1])
-    raise KeyError(name)
+    return metric_value(server.metrics(), f"kasagi_{name}_total")
 
 
 @pytest.mark.skipif(os.environ.get("KASAGI_TSAN") == "1",

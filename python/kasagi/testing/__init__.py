@@ -9,7 +9,8 @@ runner that reports what clients saw.
   SIGSTOP/SIGCONT) and restarted on its port (``restart()``); ``failover()`` and
   ``kill_master()`` time a failover (:class:`Failover`).
 - :class:`KasagiInstance`: ``python -m kasagi serve`` with extra options (for example
-  ``*redis.kasagi_args()``), waited for through ``/healthz``; the same controls.
+  ``*redis.kasagi_args()``), waited for through ``/healthz``; the same controls; its
+  counters through ``metric()`` (:func:`metric_value` reads one out of any ``/metrics``).
 - :func:`run_scenario`: many clients writing through a fault; a :class:`ScenarioReport`.
 - The pytest plugin (:mod:`kasagi.testing.pytest_plugin`): fixtures ``redis_server``,
   ``redis_sentinel_group``, ``redis_cluster`` and ``kasagi_instances``.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from kasagi.testing.cluster import SLOTS, RedisCluster
 from kasagi.testing.instance import KasagiInstance, child_env
+from kasagi.testing.metrics import metric_value
 from kasagi.testing.process import ManagedProcess, free_port, pid_alive, stop_all, wait_until
 from kasagi.testing.redis import Failover, RedisNode, RedisServer, Topology, render_config
 from kasagi.testing.resp import RedisError, redis_call
@@ -58,6 +60,7 @@ __all__ = [
     "drop_connections",
     "free_port",
     "kill_restart",
+    "metric_value",
     "pause_resume",
     "pid_alive",
     "redis_call",

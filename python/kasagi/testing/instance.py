@@ -14,6 +14,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+from kasagi.testing.metrics import metric_value
 from kasagi.testing.process import ManagedProcess, free_port
 
 __all__ = ["KasagiInstance", "child_env"]
@@ -85,6 +86,15 @@ class KasagiInstance(ManagedProcess):
                 return dict(json.loads(response.read())) if response.status == 200 else None
         except (urllib.error.URLError, OSError, ValueError):
             return None
+
+    def metric(self, name: str, timeout: float = 5.0) -> float:
+        """One sample of ``GET /metrics`` (see :func:`metric_value`).
+
+        Raises:
+            KeyError: no such sample. OSError: the instance does not answer.
+        """
+        with urllib.request.urlopen(self.http_url + "/metrics", timeout=timeout) as response:
+            return metric_value(response.read().decode(), name)
 
     def ready(self) -> bool:
         """True once ``/healthz`` answers 200."""

@@ -228,13 +228,18 @@ def convergence(trace: Trace) -> pd.DataFrame:
         "room"
     )["version"].transform("nunique").eq(1)
 
+    server_states: dict[tuple[str, int], str | None] = {}  # clients of a room share them
+
     def server_view(r: Any) -> bool | None:
         if trace.deltas.empty and trace.states.empty:
             return None
-        try:
-            return json.dumps(state_at(trace, r.room, r.version), sort_keys=True) == r.state
-        except (KeyError, ValueError):
-            return False
+        key = (r.room, r.version)
+        if key not in server_states:
+            try:
+                server_states[key] = json.dumps(state_at(trace, r.room, r.version), sort_keys=True)
+            except (KeyError, ValueError):
+                server_states[key] = None
+        return server_states[key] == r.state
 
     frame["server_agrees"] = [server_view(r) for r in frame.itertuples()]
     return frame
