@@ -74,7 +74,7 @@ std::optional<ChannelMessage> decode_channel_message(std::string_view bytes) {
   const auto* f = root.via.array.ptr;
   ChannelMessage m;
   std::uint64_t kind = 0, op = 0;
-  if (!as_uint(f[0], kind) || kind > static_cast<std::uint64_t>(ChannelKind::resync) ||
+  if (!as_uint(f[0], kind) || kind > static_cast<std::uint64_t>(ChannelKind::broadcast) ||
       !as_bytes(f[1], m.from) || !as_bytes(f[2], m.to) || !as_uint(f[3], m.conn) ||
       !as_uint(f[4], op) || op > static_cast<std::uint64_t>(InputOp::detach) ||
       !as_bytes(f[5], m.frame) || f[6].type != msgpack::type::ARRAY) {

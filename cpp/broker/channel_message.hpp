@@ -26,6 +26,9 @@ enum class ChannelKind : std::uint8_t {
   input = 3,      // relay -> authority: a member's message (`op` says which)
   heartbeat = 4,  // relay -> authority: the connections it still has in the room (`conns`)
   resync = 5,     // authority -> all: deltas were lost, every member needs a FULL_STATE
+  // authority -> all: a message (PLAYER_JOINED, PLAYER_LEFT, ROOM_EVENT) for every attached
+  // member, except connection `conn` of instance `to` when `to` is set
+  broadcast = 6,
 };
 
 // What a relay asks the authority to do for one of its members.

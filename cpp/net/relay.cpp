@@ -133,36 +133,47 @@ void Relay::deliver(Local& l, const std::string& msgpack, const Message& decoded
   l.member->send({std::move(frame), decoded.type, room_uid_});
 }
 
+// MessagePack members get `msgpack` as it is: it is decoded (once) only when a JSON member
+// needs it re-encoded, unless the caller did already (`decoded`).
+void Relay::send_attached(const std::string& msgpack, Type type, const Message* decoded,
+                          std::optional<std::uint64_t> except) {
+  std::optional<Message> own;
+  bool tried = decoded != nullptr;
+  room::Frame frames[2];
+  frames[static_cast<int>(Format::msgpack)] = std::make_shared<const std::string>(msgpack);
+  std::size_t sent = 0, bytes = 0;
+  for (auto& [conn, l] : by_conn_) {
+    if (!l.attached || conn == except) continue;
+    auto& frame = frames[static_cast<int>(l.member->format())];
+    if (!frame) {
+      if (!tried) {
+        tried = true;
+        auto result = protocol::decode(Format::msgpack, msgpack);
+        if (auto* m = std::get_if<Message>(&result)) decoded = &own.emplace(std::move(*m));
+      }
+      if (!decoded) continue;  // the authority encoded it: not expected
+      frame = std::make_shared<const std::string>(protocol::encode(l.member->format(), *decoded));
+    }
+    ++sent;
+    bytes += frame->size();
+    l.member->send({frame, type, room_uid_});
+  }
+  if (sent) metrics_.count_out(type, bytes, sent);
+}
+
 void Relay::on_channel(const ChannelMessage& msg) {
   if (msg.from == self_) return;
   switch (msg.kind) {
-    case ChannelKind::delta: {
+    case ChannelKind::delta:
       if (msg.from != authority_) return;  // a deposed authority's last words
-      // The frame is what MessagePack members get as it is: it is decoded (once) only when
-      // a JSON member needs it re-encoded.
-      std::optional<Message> delta;
-      bool decoded = false;
-      room::Frame frames[2];
-      frames[static_cast<int>(Format::msgpack)] = std::make_shared<const std::string>(msg.frame);
-      std::size_t sent = 0, bytes = 0;
-      for (auto& [conn, l] : by_conn_) {
-        if (!l.attached) continue;
-        auto& frame = frames[static_cast<int>(l.member->format())];
-        if (!frame) {
-          if (!decoded) {
-            decoded = true;
-            auto result = protocol::decode(Format::msgpack, msg.frame);
-            if (auto* m = std::get_if<Message>(&result)) delta = std::move(*m);
-          }
-          if (!delta) continue;  // the authority encoded it: not expected
-          frame = std::make_shared<const std::string>(protocol::encode(l.member->format(), *delta));
-        }
-        ++sent;
-        bytes += frame->size();
-        l.member->send({frame, Type::delta_update, room_uid_});
-      }
-      if (sent) metrics_.count_out(Type::delta_update, bytes, sent);
-      return;
+      return send_attached(msg.frame, Type::delta_update, nullptr, std::nullopt);
+    case ChannelKind::broadcast: {
+      if (msg.from != authority_) return;
+      auto decoded = protocol::decode(Format::msgpack, msg.frame);
+      auto* m = std::get_if<Message>(&decoded);
+      if (!m) return;
+      auto except = msg.to == self_ ? std::optional(msg.conn) : std::nullopt;
+      return send_attached(msg.frame, m->type, m, except);
     }
     case ChannelKind::to_member: {
       if (msg.to != self_ || msg.from != authority_) return;

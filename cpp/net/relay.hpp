@@ -84,6 +84,9 @@ class Relay final : public room::Inbox {
                     room::Clock::time_point now);
   void send_join(std::uint64_t conn, Local& l, room::Clock::time_point now);
   void deliver(Local& l, const std::string& msgpack, const protocol::Message& decoded);
+  // Sends a message of the authority to every attached member but connection `except`.
+  void send_attached(const std::string& msgpack, protocol::Type type,
+                     const protocol::Message* decoded, std::optional<std::uint64_t> except);
   void drop(std::uint64_t conn, bool tell_member);
 
   std::shared_ptr<broker::Broker> broker_;

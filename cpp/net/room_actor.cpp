@@ -414,6 +414,21 @@ void RoomActor::on_delta(const Message& delta, const room::Frame& msgpack,
   append(std::move(entry), broker::encode(out));
 }
 
+// Once for every relay: each delivers it to its members (but `except`, when it is theirs).
+void RoomActor::on_broadcast(const Message&, const room::Frame& msgpack,
+                             const room::Member* except) {
+  ChannelMessage out;
+  out.kind = ChannelKind::broadcast;
+  out.from = ctx_.instance_id;
+  out.frame = *msgpack;
+  if (except != nullptr && except->remote()) {  // remote() members are RemoteMembers
+    const auto* member = static_cast<const RemoteMember*>(except);
+    out.to = member->instance();
+    out.conn = member->conn();
+  }
+  broker_->publish(id_, broker::encode(out));
+}
+
 void RoomActor::append(broker::OpEntry entry, std::string message) {
   const std::uint64_t version = entry.version;
   entry.after_snapshot = stored_snapshot_ == entry.base;

@@ -75,31 +75,39 @@ void Room::send(const MemberPtr& m, const Message& msg) {
 }
 
 void Room::send(const MemberPtr& m, HistoryEntry& entry) {
-  auto& frame = entry.frames[static_cast<int>(m->format())];
-  if (!frame) {
-    frame = std::make_shared<const std::string>(protocol::encode(m->format(), *entry.message));
-  }
+  const auto& frame = encoded(entry.frames, m->format(), *entry.message);
   metrics_.count_out(Type::delta_update, frame->size());
   m->send({frame, Type::delta_update, uid_});
 }
 
+// Members on other instances get it from the RoomLink, once for all of them (a delta from
+// flush(), anything else from here).
 void Room::broadcast(const Message& msg, const Member* except, Frame* frames) {
   Frame local[2];
   if (!frames) frames = local;
-  const bool delta = msg.type == Type::delta_update;
   std::size_t sent = 0, bytes = 0;  // counted once: the counters are shared by all threads
+  bool remote = false;
   for (auto& [pid, p] : players_) {
     if (!p.member || p.member.get() == except) continue;
-    if (delta && p.member->remote()) continue;  // the RoomLink publishes it once for them
-    auto& frame = frames[static_cast<int>(p.member->format())];
-    if (!frame) {
-      frame = std::make_shared<const std::string>(protocol::encode(p.member->format(), msg));
+    if (p.member->remote()) {
+      remote = true;
+      continue;
     }
+    const auto& frame = encoded(frames, p.member->format(), msg);
     ++sent;
     bytes += frame->size();
     p.member->send({frame, msg.type, uid_});
   }
   if (sent) metrics_.count_out(msg.type, bytes, sent);
+  if (remote && link_ && msg.type != Type::delta_update) {
+    link_->on_broadcast(msg, encoded(frames, protocol::Format::msgpack, msg), except);
+  }
+}
+
+const Frame& Room::encoded(Frame* frames, protocol::Format format, const Message& msg) {
+  auto& frame = frames[static_cast<int>(format)];
+  if (!frame) frame = std::make_shared<const std::string>(protocol::encode(format, msg));
+  return frame;
 }
 
 void Room::send_error(const MemberPtr& m, ErrorCode code, std::string_view text,
@@ -675,20 +683,12 @@ void Room::flush(Clock::time_point now) {
   HistoryEntry entry{flushed_version_, delta, {}};
   broadcast(*delta, nullptr, entry.frames);
   if (link_) {
-    auto& msgpack = entry.frames[static_cast<int>(protocol::Format::msgpack)];
-    if (!msgpack) {
-      msgpack = std::make_shared<const std::string>(
-          protocol::encode(protocol::Format::msgpack, *delta));
-    }
-    link_->on_delta(*delta, msgpack, created_sessions_);
+    link_->on_delta(*delta, encoded(entry.frames, protocol::Format::msgpack, *delta),
+                    created_sessions_);
   }
   if (trace_) {  // both sizes, so a trace can compare the encodings
-    auto size_in = [&](protocol::Format f) {
-      auto& frame = entry.frames[static_cast<int>(f)];
-      if (!frame) frame = std::make_shared<const std::string>(protocol::encode(f, *delta));
-      return frame->size();
-    };
-    trace_->delta(*delta, size_in(protocol::Format::json), size_in(protocol::Format::msgpack));
+    trace_->delta(*delta, encoded(entry.frames, protocol::Format::json, *delta)->size(),
+                  encoded(entry.frames, protocol::Format::msgpack, *delta)->size());
   }
   created_sessions_.clear();
   if (settings_.delta_history > 0) keep(std::move(entry));

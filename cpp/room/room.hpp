@@ -138,6 +138,9 @@ class Room final : public Inbox, public RoomControl {
   void send(const MemberPtr& m, const protocol::Message& msg);
   void send(const MemberPtr& m, HistoryEntry& entry);
   void broadcast(const protocol::Message& msg, const Member* except, Frame* frames = nullptr);
+  // frames[format] (one per protocol::Format), encoded from `msg` the first time it is asked.
+  static const Frame& encoded(Frame* frames, protocol::Format format,
+                              const protocol::Message& msg);
   void send_error(const MemberPtr& m, protocol::ErrorCode code, std::string_view text,
                   const protocol::Message& cause);
   void send_ack(const MemberPtr& m, const protocol::Message& cause);

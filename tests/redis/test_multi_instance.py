@@ -250,3 +250,62 @@ def test_each_instance_counts_the_members_connected_to_it(
             client.close()
     wait_until(lambda: (a.healthz() or {}).get("members") == 0
                and (b.healthz() or {}).get("members") == 0, 10, "and none once they left")
+
+
+def test_broadcasts_reach_a_relays_members_once_per_room(
+    redis_server: RedisServer, kasagi_instances: Any
+) -> None:
+    # PLAYER_JOINED and PLAYER_LEFT reach every member, those on another instance too, but
+    # not the member they are about; the authority publishes each once for all of a relay's
+    # members, not once per member.
+    a, b = kasagi_instances(*redis_server.kasagi_args(), count=2)
+    room = "broadcast-1"
+
+    async def play() -> int:
+        owner, newcomer = AsyncClient(), AsyncClient()
+        relayed = [AsyncClient() for _ in range(4)]
+        try:
+            await owner.connect(a.url)
+            await owner.join(room)  # the first instance is the authority
+            for client in relayed:
+                await client.connect(b.url)
+            marks = [client.mark() for client in relayed]
+            for client in relayed:
+                await client.join(room)
+            last = relayed[-1]
+            last_id = last.rooms[room].player_id
+            for client in relayed[:-1]:  # everyone else hears of the last relayed join
+                await client.wait_message("PLAYER_JOINED", room_id=room, timeout=5,
+                                          predicate=lambda m: m["payload"]["playerId"] == last_id)
+            await owner.wait_message("PLAYER_JOINED", room_id=room, timeout=5,
+                                     predicate=lambda m: m["payload"]["playerId"] == last_id)
+            version = await owner.update(room, {"x": 1}, ack=True)
+            for client in relayed:
+                await client.wait_version(room, version, timeout=5)
+            assert not [m for m in list(last.messages)[marks[-1]:] if m["type"] == "PLAYER_JOINED"
+                        and m["payload"]["playerId"] == last_id]  # not about itself
+
+            before = a.metric("kasagi_redis_publish_total")
+            await newcomer.connect(a.url)
+            await newcomer.join(room)
+            new_id = newcomer.rooms[room].player_id
+            for client in relayed:
+                await client.wait_message("PLAYER_JOINED", room_id=room, timeout=5,
+                                          predicate=lambda m: m["payload"]["playerId"] == new_id)
+            version = await newcomer.update(room, {"y": 1}, ack=True)
+            for client in relayed:
+                await client.wait_version(room, version, timeout=5)
+            published = a.metric("kasagi_redis_publish_total") - before
+            await newcomer.leave(room)
+            for client in relayed:
+                await client.wait_message("PLAYER_LEFT", room_id=room, timeout=5,
+                                          predicate=lambda m: m["payload"]["playerId"] == new_id)
+            return int(published)
+        finally:
+            for client in [owner, newcomer, *relayed]:
+                await client.close()
+
+    published = asyncio.run(play())
+    # One broadcast, and the deltas of the join and of the update (appended and published in
+    # one script each): four relayed members got it all without a publish each.
+    assert published <= 3, published
