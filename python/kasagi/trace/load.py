@@ -199,17 +199,18 @@ def load(
         ValueError: a source is not a trace; a Redis URL without ``room``.
         OSError: a file cannot be read or Redis cannot be reached.
     """
-    if isinstance(source, (list, tuple)):
-        return Trace.concat(load(s, room=room, key_prefix=key_prefix) for s in source)
-    if isinstance(source, str) and source.startswith(("redis://", "rediss://")):
-        if room is None:
-            raise ValueError("load: a Redis URL needs room=")
-        return load_redis(source, room, key_prefix=key_prefix)
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-    if isinstance(source, (str, os.PathLike)) and pathlib.Path(source).is_dir():
-        rows.update(_read_parquet(pathlib.Path(source)))
-    else:
-        _rows_of(iter_records(source), rows)  # type: ignore[arg-type]
+    sources = source if isinstance(source, (list, tuple)) else [source]
+    for s in sources:  # all into the same rows: the tables are built once
+        if isinstance(s, str) and s.startswith(("redis://", "rediss://")):
+            if room is None:
+                raise ValueError("load: a Redis URL needs room=")
+            _redis_rows(s, room, key_prefix, rows)
+        elif isinstance(s, (str, os.PathLike)) and pathlib.Path(s).is_dir():
+            for name, table in _read_parquet(pathlib.Path(s)).items():
+                rows[name].extend(table)
+        else:
+            _rows_of(iter_records(s), rows)  # type: ignore[arg-type]
     return Trace.from_rows(rows)
 
 
@@ -224,6 +225,13 @@ def load_redis(url: str, room: str, *, key_prefix: str = "") -> Trace:
         ValueError: the URL is not a ``redis://`` URL.
         OSError: Redis cannot be reached.
     """
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    _redis_rows(url, room, key_prefix, rows)
+    return Trace.from_rows(rows)
+
+
+def _redis_rows(url: str, room: str, key_prefix: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+    """Adds a room's Redis snapshot and log to ``rows`` (see :func:`load_redis`)."""
     import msgpack  # type: ignore[import-untyped,unused-ignore]
 
     from kasagi.testing.resp import redis_call
@@ -239,24 +247,22 @@ def load_redis(url: str, room: str, *, key_prefix: str = "") -> Trace:
         return redis_call(port, *args, host=host, password=password, db=db, raw=True)
 
     key = f"{key_prefix}room:{{{room}}}"
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-    snapshot = call("HGETALL", f"{key}:snapshot") or []
-    fields = {snapshot[i].decode(): snapshot[i + 1] for i in range(0, len(snapshot), 2)}
+    fields = _pairs(call("HGETALL", f"{key}:snapshot") or [])
     if fields:
         rows["states"].append({
             "room": room, "version": int(fields["version"]), "tick": int(fields["tick"]),
             "epoch": fields["epoch"].decode(), "t": int(fields["ts"]) / 1000.0,
             "state": msgpack.unpackb(fields["data"], raw=False), "instance": None,
         })
-    entries = call("XRANGE", f"{key}:ops", "-", "+") or []
-    if entries and _field(entries[0][1], "base") == b"0":  # the log starts at the beginning
+    entries = [(entry_id, _pairs(flat))
+               for entry_id, flat in call("XRANGE", f"{key}:ops", "-", "+") or []]
+    if entries and entries[0][1].get("base") == b"0":  # the log starts at the beginning
         rows["states"].append({  # a new room's document (room/room.cpp)
             "room": room, "version": 0, "tick": 0, "epoch": None,
             "t": int(entries[0][0].split(b"-")[0]) / 1000.0, "state": {"players": {}},
             "instance": None,
         })
-    for entry_id, flat in entries:
-        e = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+    for entry_id, e in entries:
         patch = msgpack.unpackb(e["data"], raw=False)
         rows["deltas"].append(_delta_row({
             "room": room, "version": int(e["version"]), "baseVersion": int(e["base"]),
@@ -266,15 +272,11 @@ def load_redis(url: str, room: str, *, key_prefix: str = "") -> Trace:
                       "msgpack": len(e["data"])},
             "paths": _leaf_paths(patch), "patch": patch,
         }, None))
-    return Trace.from_rows(rows)
 
 
-def _field(flat: list[bytes], name: str) -> bytes | None:
-    """The value of a field in a flat [name, value, ...] stream entry."""
-    for i in range(0, len(flat) - 1, 2):
-        if flat[i] == name.encode():
-            return flat[i + 1]
-    return None
+def _pairs(flat: list[bytes]) -> dict[str, bytes]:
+    """A flat [name, value, ...] reply (a hash, a stream entry) as a dict."""
+    return {flat[i].decode(): flat[i + 1] for i in range(0, len(flat) - 1, 2)}
 
 
 def _leaf_paths(patch: dict[str, Any], prefix: str = "") -> list[str]:
