@@ -16,6 +16,7 @@ Every process it starts is stopped on the way out, also on Ctrl-C. See bench/REA
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import signal
@@ -27,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 START_TIMEOUT = 20.0  # seconds for a server to answer /healthz or PING
@@ -173,21 +174,27 @@ def measure_kasagi(a: argparse.Namespace, loadgen: Path, extra: Sequence[str] = 
 
 
 def measure_redis(a: argparse.Namespace, loadgen: Path) -> dict[str, Any]:
-    binary = shutil.which(a.redis_server)
+    with redis_running(a.redis_server) as (port, pid):
+        return run_loadgen(loadgen, ["--redis", f"127.0.0.1:{port}", "--server-pid", str(pid),
+                                     *shape_args(a)], a.verbose)
+
+
+@contextlib.contextmanager
+def redis_running(redis_server: str) -> Iterator[tuple[int, int]]:
+    """A private redis-server (the binary `redis_server`) on a free port: yields (port, pid)."""
+    binary = shutil.which(redis_server)
     if binary is None:
-        raise SystemExit(f"{PROG}: {a.redis_server} not found")
+        raise SystemExit(f"{PROG}: {redis_server} not found")
     port = free_port()
     redis = None
     # redis-server logs its start-up warnings (overcommit, ...) even at --loglevel warning:
-    # keep them out of the report unless it fails.
+    # keep them out of the report unless something fails.
     with tempfile.TemporaryFile() as log:
         try:
             redis = start([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                            "--appendonly", "no", "--loglevel", "warning"], log)
             wait_until(lambda: redis_pong(port), redis, "redis-server")
-            return run_loadgen(loadgen, ["--redis", f"127.0.0.1:{port}",
-                                         "--server-pid", str(redis.pid), *shape_args(a)],
-                               a.verbose)
+            yield port, redis.pid
         except BaseException:
             log.seek(0)
             sys.stderr.write(log.read().decode(errors="replace"))

@@ -22,18 +22,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fanout import (fmt, find_loadgen, free_port, healthz_ok, redis_pong, run_loadgen, start,
-                    stop, wait_until)
+from fanout import (fmt, find_loadgen, free_port, healthz_ok, redis_running, run_loadgen,
+                    start, stop, wait_until)
 
 TARGET_ADDED_P99_MS = 1.0  # the relay may add at most this to p99
 NOISY_OTHERS = 0.2  # other processes busier than this fraction of a core: a noisy run
@@ -77,29 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def redis_running(a: argparse.Namespace) -> Iterator[tuple[int, int]]:
-    """A private redis-server on a free port: yields (port, pid)."""
-    binary = shutil.which(a.redis_server)
-    if binary is None:
-        raise SystemExit(f"relay: {a.redis_server} not found")
-    port = free_port()
-    redis = None
-    # Its start-up warnings (overcommit, ...) stay out of the report unless something fails.
-    with tempfile.TemporaryFile() as log:
-        try:
-            redis = start([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                           "--appendonly", "no", "--loglevel", "warning"], log)
-            wait_until(lambda: redis_pong(port), redis, "redis-server")
-            yield port, redis.pid
-        except BaseException:
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            stop(redis)
 
 
 @contextlib.contextmanager
@@ -386,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     loadgen = find_loadgen(a.loadgen)
     try:
-        with redis_running(a) as (redis_port, redis_pid):
+        with redis_running(a.redis_server) as (redis_port, redis_pid):
             if a.ramp:
                 ramp = []
                 for rate in (float(r) for r in a.ramp.split(",")):
