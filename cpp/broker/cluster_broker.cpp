@@ -194,8 +194,12 @@ void ClusterBroker::retry_later(Call call) {
   const auto due = Clock::now() + wait;
   const bool earliest = retries_.empty() || due < retries_.begin()->first;
   retries_.emplace(due, std::move(call));
-  if (!earliest) return;
-  retry_timer_.expires_at(due);
+  if (earliest) arm_retry_timer();
+}
+
+// Wakes run_retries() when the earliest retry is due.
+void ClusterBroker::arm_retry_timer() {
+  retry_timer_.expires_at(retries_.begin()->first);
   retry_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec && !stopped_) run_retries();
   });
@@ -206,18 +210,17 @@ void ClusterBroker::run_retries() {
   while (!retries_.empty() && retries_.begin()->first <= now) {
     Call call = std::move(retries_.begin()->second);
     retries_.erase(retries_.begin());
-    RedisBroker* b = map_ ? broker_of(call->room) : nullptr;
-    if (b == nullptr) {
-      call->complete(nullptr);
-    } else {
-      b->resend(std::move(call));
-    }
+    send_routed(std::move(call));
   }
-  if (retries_.empty()) return;
-  retry_timer_.expires_at(retries_.begin()->first);
-  retry_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec && !stopped_) run_retries();
-  });
+  if (!retries_.empty()) arm_retry_timer();
+}
+
+// Sends `call` to the broker of its room's master now, or completes it unavailable when
+// no master is known for it.
+void ClusterBroker::send_routed(Call call) {
+  RedisBroker* b = map_ ? broker_of(call->room) : nullptr;
+  if (b == nullptr) return call->complete(nullptr);
+  b->resend(std::move(call));
 }
 
 void ClusterBroker::give_up(const Call& call, const char* why) {
@@ -401,14 +404,7 @@ void ClusterBroker::apply(SlotMap map) {
     broker->hand_over([this](std::vector<Call> calls) {
       boost::asio::post(io_, [this, calls = std::move(calls)] {
         if (stopped_) return;
-        for (const auto& call : calls) {
-          RedisBroker* b = broker_of(call->room);
-          if (b == nullptr) {
-            call->complete(nullptr);
-          } else {
-            b->resend(call);
-          }
-        }
+        for (const auto& call : calls) send_routed(call);
       });
     });
   }

@@ -87,6 +87,8 @@ class ClusterBroker final : public Broker {
   void follow(Call call, Redirection redirection);
   void retry_later(Call call);
   void run_retries();
+  void arm_retry_timer();
+  void send_routed(Call call);
   void give_up(const Call& call, const char* why);
   // Subscriptions.
   void move_subscription(const std::string& room, Room& r, bool gap);
