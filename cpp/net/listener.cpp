@@ -1,5 +1,6 @@
 #include "net/listener.hpp"
 
+#include <stdexcept>
 #include <boost/asio/dispatch.hpp>
 
 #include <boost/beast/core.hpp>
@@ -12,17 +13,34 @@ namespace kasagi::net {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+namespace {
+
+// Throws "<what>: <reason>" when `ec` is set (the throwing overloads would add Boost's
+// source location to the message an operator reads).
+void check(const boost::system::error_code& ec, const char* what) {
+  if (ec) throw std::runtime_error(std::string(what) + ": " + ec.message());
+}
+
+}  // namespace
+
 Listener::Listener(Context& ctx, const std::string& host, std::uint16_t port)
     : ctx_(ctx), executor_(ctx.pool.next()), acceptor_(executor_), retry_(executor_) {
+  boost::system::error_code ec;
   tcp::resolver resolver(executor_);
-  const auto results = resolver.resolve(host, std::to_string(port),
-                                        tcp::resolver::passive | tcp::resolver::numeric_service);
+  const auto results = resolver.resolve(
+      host, std::to_string(port), tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  check(ec, "resolve");
   const tcp::endpoint endpoint = *results.begin();
-  acceptor_.open(endpoint.protocol());
-  acceptor_.set_option(asio::socket_base::reuse_address(true));
-  acceptor_.bind(endpoint);
-  acceptor_.listen(asio::socket_base::max_listen_connections);
-  port_ = acceptor_.local_endpoint().port();
+  acceptor_.open(endpoint.protocol(), ec);
+  check(ec, "open");
+  acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  check(ec, "set_option");
+  acceptor_.bind(endpoint, ec);
+  check(ec, "bind");
+  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  check(ec, "listen");
+  port_ = acceptor_.local_endpoint(ec).port();
+  check(ec, "local_endpoint");
 }
 
 void Listener::run() { asio::dispatch(executor_, [self = shared_from_this()] { self->do_accept(); }); }
