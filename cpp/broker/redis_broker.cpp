@@ -270,7 +270,18 @@ void RedisBroker::maybe_up() {
 // commands for a moment (hold()) might refuse it and take the ones pipelined behind it
 // (a replica attaching in between), putting the log out of order. The others follow once
 // it is answered otherwise (open_gate()); calls issued meanwhile wait behind them.
-void RedisBroker::send_queued() {
+void RedisBroker::send_queued() { send_waiting(true); }
+
+// The gate was answered: the calls behind it go, pipelined.
+void RedisBroker::open_gate() {
+  gate_ = nullptr;
+  send_waiting(false);
+}
+
+// Sends the waiting calls in order, the first only when `gated` (it becomes the gate);
+// those past their deadline complete unavailable, after the sends (what their completions
+// issue waits its turn).
+void RedisBroker::send_waiting(bool gated) {
   queue_timer_.cancel();
   std::vector<Call> expired;
   const auto now = Clock::now();
@@ -279,34 +290,14 @@ void RedisBroker::send_queued() {
     queue_.pop_front();
     if (now >= call->deadline) {
       expired.push_back(std::move(call));
-    } else {
-      gate_ = call;
-      send_waiting(call);
+      continue;
     }
+    if (call->cut_off) metrics_.redis_replayed.fetch_add(1, std::memory_order_relaxed);
+    send_call(call);
+    if (gated) gate_ = call;
   }
   if (!queue_.empty()) expire_waiting();
-  for (auto& call : expired) call->complete(nullptr);  // what they issue waits its turn
-}
-
-// The gate was answered: the calls behind it go, pipelined.
-void RedisBroker::open_gate() {
-  gate_ = nullptr;
-  queue_timer_.cancel();
-  std::vector<Call> expired;
-  const auto now = Clock::now();
-  for (auto& call : std::exchange(queue_, {})) {
-    if (now >= call->deadline) {
-      expired.push_back(std::move(call));
-    } else {
-      send_waiting(call);
-    }
-  }
   for (auto& call : expired) call->complete(nullptr);
-}
-
-void RedisBroker::send_waiting(const Call& call) {
-  if (call->cut_off) metrics_.redis_replayed.fetch_add(1, std::memory_order_relaxed);
-  send_call(call);
 }
 
 // The server refused `call` without running it, for a moment: a master that waits for
@@ -592,7 +583,8 @@ void RedisBroker::append(const std::string& room, const std::string& token, OpEn
                                 room_key(prefix, room, "channel"), std::move(message),
                                 sharded_ ? "SPUBLISH" : "PUBLISH"};
   for (auto& f : op_fields(entry)) args.push_back(std::move(f));
-  auto call = script(room, scripts::kAppendScript, std::move(keys), std::move(args), [this, done = std::move(done)](const redisReply* r) {
+  auto call = script(room, scripts::kAppendScript, std::move(keys), std::move(args),
+                     [this, done = std::move(done)](const redisReply* r) {
                        const Status s = script_status(r);
                        if (s == Status::ok) {
                          metrics_.redis_publish.fetch_add(1, std::memory_order_relaxed);

@@ -132,7 +132,7 @@ class RedisBroker final : public Broker {
   void requeue(const Call& call);
   void send_queued();
   void open_gate();
-  void send_waiting(const Call& call);
+  void send_waiting(bool gated);
   void wait_for_link(Call call, Clock::time_point deadline);
   void expire_waiting();
   void send(const std::vector<std::string_view>& args, OnReply done,

@@ -31,12 +31,12 @@ end
 return 0
 )lua";
 
-// KEYS: owner, ops, and snapshot when the entry may follow it (OpEntry::after_snapshot). ARGV: token, max_len, channel, message, publish command
-// (PUBLISH, or SPUBLISH in a Cluster, where the room channel is a shard channel of the
-// room's slot), then the entry's field/value pairs (among them `version` and `base`). If
-// `token` holds the lease and the entry continues the log: XADD (trimmed to exactly
-// max_len entries) and publish, returns 1. Returns 0 (fenced) when another token holds the
-// lease, -1 when nobody does.
+// KEYS: owner, ops, and snapshot when the entry may follow it (OpEntry::after_snapshot).
+// ARGV: token, max_len, channel, message, publish command (PUBLISH, or SPUBLISH in a
+// Cluster, where the room channel is a shard channel of the room's slot), then the
+// entry's field/value pairs (among them `version` and `base`). If `token` holds the lease
+// and the entry continues the log: XADD (trimmed to exactly max_len entries) and publish,
+// returns 1. Returns 0 (fenced) when another token holds the lease, -1 when nobody does.
 //
 // The log must stay a chain that a new authority can replay: the snapshot, then entries
 // each based on the one before. So the entry is written only if its base is the newest
@@ -71,8 +71,9 @@ local function version_of(entry)
 end
 local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
 local newest = last and version_of(last) or 0
-if newest >= version then
-  local before = '+'
+if newest >= version then  -- a replay finds itself; anything else is out of order
+  if newest == version then return 1 end
+  local before = '(' .. last[1]
   while true do
     local batch = redis.call('XREVRANGE', KEYS[2], before, '-', 'COUNT', 16)
     if #batch == 0 then return -2 end

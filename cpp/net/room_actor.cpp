@@ -415,8 +415,7 @@ void RoomActor::on_delta(const Message& delta, const room::Frame& msgpack,
 }
 
 // Once for every relay: each delivers it to its members (but `except`, when it is theirs).
-void RoomActor::on_broadcast(const Message&, const room::Frame& msgpack,
-                             const room::Member* except) {
+void RoomActor::on_broadcast(const room::Frame& msgpack, const room::Member* except) {
   ChannelMessage out;
   out.kind = ChannelKind::broadcast;
   out.from = ctx_.instance_id;

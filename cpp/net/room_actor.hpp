@@ -122,8 +122,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   // Authority side
   void on_delta(const protocol::Message& delta, const room::Frame& msgpack,
                 const room::Sessions& created) override;
-  void on_broadcast(const protocol::Message& msg, const room::Frame& msgpack,
-                    const room::Member* except) override;
+  void on_broadcast(const room::Frame& msgpack, const room::Member* except) override;
   void append(broker::OpEntry entry, std::string message);
   void on_appended(broker::Status status, std::uint64_t version, std::uint64_t generation);
   void dispose();

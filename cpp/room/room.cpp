@@ -100,7 +100,7 @@ void Room::broadcast(const Message& msg, const Member* except, Frame* frames) {
   }
   if (sent) metrics_.count_out(msg.type, bytes, sent);
   if (remote && link_ && msg.type != Type::delta_update) {
-    link_->on_broadcast(msg, encoded(frames, protocol::Format::msgpack, msg), except);
+    link_->on_broadcast(encoded(frames, protocol::Format::msgpack, msg), except);
   }
 }
 

@@ -1,5 +1,5 @@
-// Where a room's deltas and broadcasts go beyond its own members: the broker (net::RoomActor implements
-// it). Called on the room's thread, in version order.
+// Where a room's deltas and broadcasts go beyond its own members: the broker
+// (net::RoomActor implements it). Called on the room's thread, in version order.
 #pragma once
 #include <string>
 #include <utility>
@@ -19,10 +19,10 @@ class RoomLink {
   // joins created.
   virtual void on_delta(const protocol::Message& delta, const Frame& msgpack,
                         const Sessions& created) = 0;
-  // `msg` (not a delta) went to every member but `except` (none if nullptr), and some of
-  // them are members on other instances (Member::remote()): it goes to those once.
-  virtual void on_broadcast(const protocol::Message& msg, const Frame& msgpack,
-                            const Member* except) = 0;
+  // A message other than a delta (`msgpack`, its MessagePack frame) went to every member
+  // but `except` (none if nullptr), and some of them are members on other instances
+  // (Member::remote()): it goes to those once.
+  virtual void on_broadcast(const Frame& msgpack, const Member* except) = 0;
 };
 
 }  // namespace kasagi::room

@@ -95,7 +95,7 @@ class Target:
 
     def metric(self, name: str) -> float:
         """A sample of GET /metrics: ``name`` with its labels, e.g. ``kasagi_rooms``."""
-        return float(self.serve.metric(name))
+        return self.serve.metric(name)
 
     def withstands(self, attack: Callable[[], Any], *, threads: int = 4,
                    expect: Callable[[Any], bool]) -> list[Any]:

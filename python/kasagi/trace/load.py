@@ -230,7 +230,8 @@ def load_redis(url: str, room: str, *, key_prefix: str = "") -> Trace:
     return Trace.from_rows(rows)
 
 
-def _redis_rows(url: str, room: str, key_prefix: str, rows: dict[str, list[dict[str, Any]]]) -> None:
+def _redis_rows(url: str, room: str, key_prefix: str,
+                rows: dict[str, list[dict[str, Any]]]) -> None:
     """Adds a room's Redis snapshot and log to ``rows`` (see :func:`load_redis`)."""
     import msgpack  # type: ignore[import-untyped,unused-ignore]
 
