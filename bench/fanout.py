@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="loadgen I/O threads")
     p.add_argument("--server-threads", type=int, default=0,
                    help="the Kasagi server's I/O threads (default 0: one per core)")
+    p.add_argument("--serve-option", action="append", default=[], metavar="OPTION",
+                   help="one more option for kasagi serve, e.g. --serve-option=--io-batch-wait=0"
+                   " (repeatable)")
     p.add_argument("--loadgen", type=Path, help="kasagi-loadgen (default: the installed one)")
     p.add_argument("--redis-server", default="redis-server", help="redis-server binary")
     p.add_argument("--skip-redis", action="store_true", help="measure Kasagi only (no ratio)")
@@ -293,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     loadgen = find_loadgen(a.loadgen)
     try:
-        kasagi_result = measure_kasagi(a, loadgen)
+        kasagi_result = measure_kasagi(a, loadgen, a.serve_option)
         redis_result = None if a.skip_redis else measure_redis(a, loadgen)
     except KeyboardInterrupt:
         print("fanout: interrupted", file=sys.stderr)

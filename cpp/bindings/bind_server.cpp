@@ -35,6 +35,7 @@ void bind_server(py::module_& m) {
       .def_readwrite("host", &ServerConfig::host)
       .def_readwrite("port", &ServerConfig::port)
       .def_readwrite("threads", &ServerConfig::threads)
+      .def_readwrite("io_batch_wait", &ServerConfig::io_batch_wait)
       .def_readwrite("static_dir", &ServerConfig::static_dir)
       .def_readwrite("trace_file", &ServerConfig::trace_file)
       .def_readwrite("trace_rooms", &ServerConfig::trace_rooms)

@@ -88,11 +88,20 @@ class Stream {
     read_wait_ = std::make_unique<boost::asio::steady_timer>(get_executor());
   }
 
+  // Ends the HTTP phase's timeouts (the WebSocket layer has its own). From then on a plain
+  // TCP connection reads and writes its socket directly, without basic_stream's layer per
+  // operation (timer bookkeeping, a shared_ptr copy, work guards): a few percent of the
+  // server's CPU per message.
+  void expires_never() {
+    next_layer().expires_never();
+    direct_ = true;
+  }
+
   template <class Buffers, class Handler>
   void async_read_some(const Buffers& buffers, Handler&& handler) {
     if (!read_budget_) {
       auto read = [&](auto& s) { s.async_read_some(buffers, std::forward<Handler>(handler)); };
-      return std::visit(read, s_);
+      return with_transport(read);
     }
     // Throttled: wait while the budget is spent, then read and charge what was read.
     auto read_now = [this, buffers, h = std::forward<Handler>(handler)](auto&&...) mutable {
@@ -100,7 +109,7 @@ class Stream {
         read_budget_->charge(static_cast<double>(n));
         h(ec, n);
       };
-      std::visit([&](auto& s) { s.async_read_some(buffers, std::move(charge)); }, s_);
+      with_transport([&](auto& s) { s.async_read_some(buffers, std::move(charge)); });
     };
     const auto wait = read_budget_->wait(RateLimiter::Clock::now());
     if (wait <= RateLimiter::Clock::duration::zero()) return read_now();
@@ -111,7 +120,7 @@ class Stream {
 
   template <class Buffers, class Handler>
   void async_write_some(const Buffers& buffers, Handler&& handler) {
-    std::visit([&](auto& s) { s.async_write_some(buffers, std::forward<Handler>(handler)); }, s_);
+    with_transport([&](auto& s) { s.async_write_some(buffers, std::forward<Handler>(handler)); });
   }
 
   // For the WebSocket closing handshake (found by argument-dependent lookup).
@@ -128,7 +137,16 @@ class Stream {
   }
 
  private:
+  // Calls `f` with what reads and writes go to: the socket itself once direct, else the
+  // stream (TLS always: its stream is built on basic_stream).
+  template <class F>
+  void with_transport(F&& f) {
+    if (auto* tcp = std::get_if<Tcp>(&s_); tcp && direct_) return f(tcp->socket());
+    std::visit(f, s_);
+  }
+
   std::variant<Tcp, Tls> s_;
+  bool direct_ = false;
   std::optional<RateLimiter> read_budget_;  // bytes; none: unlimited
   std::unique_ptr<boost::asio::steady_timer> read_wait_;
 };

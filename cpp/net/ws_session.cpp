@@ -170,7 +170,7 @@ void WsSession::run(Request req) {
     res.set(http::field::server, "kasagi");
     if (!proto.empty()) res.set(http::field::sec_websocket_protocol, proto);
   }));
-  beast::get_lowest_layer(ws_).expires_never();  // the websocket timeouts take over
+  ws_.next_layer().expires_never();  // the websocket timeouts take over
   ws_.async_accept(req, beast::bind_front_handler(&WsSession::on_accept, shared_from_this()));
 }
 

@@ -13,6 +13,7 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;           // 0 = pick a free port (Server::port() tells which)
   unsigned threads = 0;                // I/O threads; 0 = one per core
+  double io_batch_wait = 0.001;        // seconds a busy I/O thread waits to gather work
   std::string static_dir;              // files served over HTTP besides /sync; empty = none
 
   // Security (docs/security.md)

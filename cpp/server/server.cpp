@@ -41,6 +41,14 @@ std::string format_number(double v) {  // 20 -> "20", 0.5 -> "0.5"
 
 milliseconds ms(double seconds) { return duration_cast<milliseconds>(duration<double>(seconds)); }
 
+// How long a busy I/O thread waits to gather work (IoPool::run): io_batch_wait, at most 2 %
+// of a tick interval, none when deltas leave at once.
+std::chrono::microseconds batch_wait(const ServerConfig& c) {
+  if (c.tick_rate <= 0) return {};
+  const double wait = std::min(c.io_batch_wait, 0.02 / c.tick_rate);
+  return duration_cast<std::chrono::microseconds>(duration<double>(wait));
+}
+
 // Rooms are shared through Redis: a Redis URL, Sentinels or a Cluster.
 bool uses_redis(const ServerConfig& c) {
   return !c.redis.empty() || !c.sentinel.empty() || !c.cluster.empty();
@@ -265,10 +273,10 @@ void Server::start() {
   listener_->run();
   threads_.reserve(n);
   for (unsigned i = 0; i < n; ++i) {
-    threads_.emplace_back([this, i] { pool_->context(i).run(); });
+    threads_.emplace_back([this, i, wait = batch_wait(config_)] { pool_->run(i, wait); });
   }
   for (std::size_t i = 0; hook_pool_ && i < hook_pool_->size(); ++i) {
-    threads_.emplace_back([this, i] { hook_pool_->context(i).run(); });
+    threads_.emplace_back([this, i] { hook_pool_->run(i, {}); });
   }
   releaser_ = std::make_unique<MemoryReleaser>(std::chrono::seconds(5), 16u << 20);
   running_ = true;

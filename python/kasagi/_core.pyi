@@ -60,6 +60,7 @@ class ServerConfig:
     host: str
     port: int
     threads: int
+    io_batch_wait: float
     static_dir: str
     jwt_secret: str
     jwt_public_key: str

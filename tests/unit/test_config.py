@@ -18,6 +18,7 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",
     "port": 8080,
     "threads": 0,
+    "io_batch_wait": 0.001,
     "static_dir": "",
     "jwt_secret": "",
     "jwt_public_key": "",
