@@ -295,6 +295,13 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
         return reply_error(ErrorCode::forbidden, "this token may not join room " + msg.room_id,
                            msg.room_id, msg.request_id);
       }
+      // Attributes become the player's entry: a write, refused here as STATE_UPDATE is below.
+      // Checked before the join goes anywhere, so a relay never forwards it either.
+      if (!identity_.may_write && room::join_sets_attributes(msg)) {
+        return reply_error(ErrorCode::forbidden,
+                           "this token is read-only: JOIN_ROOM may not set player attributes",
+                           msg.room_id, msg.request_id);
+      }
       if (!ctx_.per_ip.allow_join(lease_.address(), std::chrono::steady_clock::now())) {
         return reply_error(ErrorCode::rate_limited,
                            "too many JOIN_ROOM from this address; try again later", msg.room_id,
