@@ -23,8 +23,10 @@ constexpr std::chrono::seconds kCloseTimeout{2};
 // Pieces of a message shorter than this count against max_fragments. Beast hands a message
 // over as its bytes arrive, at most one frame's worth at a time: a flood of tiny fragments
 // comes as tiny pieces, while a large frame over a slow link comes in pieces of whatever
-// the network delivered, rarely this small. Larger fragments are bounded anyway: a message
-// holds at most max_message_bytes / kSmallPiece of them.
+// the network delivered, rarely this small. Larger fragments are bounded anyway: Beast
+// checks a message's total against read_message_max (max_frame_bytes) at every frame
+// header, so a message holds at most max_frame_bytes / kSmallPiece of them. Empty fragments
+// never reach on_read (Beast reads on past them): the read budget bounds those.
 constexpr std::size_t kSmallPiece = 64;
 
 std::uint64_t now_ms() {
@@ -291,6 +293,13 @@ void WsSession::dispatch(Message&& msg, std::size_t bytes) {
       }
       if (!identity_.may_join(msg.room_id)) {
         return reply_error(ErrorCode::forbidden, "this token may not join room " + msg.room_id,
+                           msg.room_id, msg.request_id);
+      }
+      // Attributes become the player's entry: a write, refused here as STATE_UPDATE is below.
+      // Checked before the join goes anywhere, so a relay never forwards it either.
+      if (!identity_.may_write && room::join_sets_attributes(msg)) {
+        return reply_error(ErrorCode::forbidden,
+                           "this token is read-only: JOIN_ROOM may not set player attributes",
                            msg.room_id, msg.request_id);
       }
       if (!ctx_.per_ip.allow_join(lease_.address(), std::chrono::steady_clock::now())) {

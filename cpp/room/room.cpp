@@ -25,6 +25,7 @@ std::uint64_t now_ms() {
 constexpr std::string_view kSessionToken = "sessionToken";
 constexpr std::string_view kLastVersion = "lastVersion";
 constexpr std::string_view kRoomType = "roomType";
+constexpr std::string_view kPlayerId = "playerId";  // chosen by the server, never by the client
 
 // Times one hook call into kasagi_hook_duration_seconds; failed() counts it as a failure.
 struct HookClock {
@@ -45,6 +46,16 @@ std::string quoted(std::span<const std::string> path) {
 }
 
 }  // namespace
+
+bool join_sets_attributes(const Message& join) {
+  if (!join.payload) return false;
+  for (const auto& [key, value] : *join.payload) {
+    if (key != kSessionToken && key != kLastVersion && key != kRoomType && key != kPlayerId) {
+      return true;
+    }
+  }
+  return false;
+}
 
 Room::Room(std::string id, std::uint64_t uid, const RoomSettings& settings, PathRules rules,
            metrics::Metrics& metrics, Clock::time_point now)
@@ -254,7 +265,7 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
   attrs.erase(kSessionToken);
   attrs.erase(kLastVersion);
   attrs.erase(kRoomType);
-  attrs.erase("playerId");  // chosen by the server, never by the client
+  attrs.erase(kPlayerId);
 
   // Resume: the same player, no PLAYER_LEFT / PLAYER_JOINED churn. A verified player id
   // names the player itself (its sessionToken is not needed, nor honoured for another id).
@@ -310,7 +321,7 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
       case HookVerdict::Kind::accept: break;
       case HookVerdict::Kind::replace:
         attrs = std::move(verdict.value.as_object());
-        attrs.erase("playerId");
+        attrs.erase(kPlayerId);
         break;
       case HookVerdict::Kind::reject:
         return refuse_join(m, ErrorCode::forbidden,

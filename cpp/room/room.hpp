@@ -38,6 +38,11 @@
 
 namespace kasagi::room {
 
+// Returns true if a JOIN_ROOM's payload has player attributes, i.e. a key other than the
+// reserved ones that steer the join (sessionToken, lastVersion, roomType, playerId): what
+// the join would write into the player's entry.
+bool join_sets_attributes(const protocol::Message& join);
+
 class Room final : public Inbox, public RoomControl {
  public:
   Room(std::string id, std::uint64_t uid, const RoomSettings& settings, PathRules rules,

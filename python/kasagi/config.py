@@ -437,7 +437,9 @@ class Config:
         64,
         section="Limits on input",
         doc="Most small pieces (under 64 bytes: WebSocket fragments, in practice) one message "
-        "may arrive in; beyond, the connection is closed with code 1008.",
+        "may arrive in; beyond, the connection is closed with code 1008. Empty fragments are "
+        "not counted (read_bytes_per_second bounds them), nor larger ones (max_frame_bytes "
+        "bounds the message's total).",
         why="Clients send each message in one frame; a stream of tiny fragments is only a way "
         "to make the server do work per byte.",
         minimum=1,

@@ -11,7 +11,7 @@ import zlib
 import pytest
 from websockets.sync.client import connect
 
-from raw import close_code, frame, open_socket, upgrade_request, websocket
+from raw import close_code, frame, messages, open_socket, upgrade_request, websocket
 
 TOO_BIG = 1009
 POLICY = 1008
@@ -28,6 +28,28 @@ def test_oversized_frame_is_closed_1009_before_it_is_buffered(target, declared: 
             return close_code(sock)
 
     server.withstands(attack, expect=lambda code: code == TOO_BIG)
+
+
+def test_fragments_are_bounded_by_their_message_total_1009(target) -> None:
+    # Two 40 KiB fragments: each under max_frame_bytes (64 KiB), together over it. The total
+    # so far is checked at every frame header, so the second header alone gets the close.
+    server = target()
+    first = frame(b"{" + b" " * (40 * 1024 - 1), fin=False)
+    second = frame(b" " * 40 * 1024 + b"}", opcode=0x0)
+    header = len(second) - (40 * 1024 + 1)  # with its 16-bit length and its mask
+
+    def attack() -> int | None:
+        with websocket(server.port) as sock:
+            sock.sendall(first + second[:header])  # none of the second fragment's payload
+            return close_code(sock)
+
+    server.withstands(attack, expect=lambda code: code == TOO_BIG)
+    # Within the total the same pieces are a message, refused by its size alone (16 KiB).
+    with websocket(server.port) as sock:
+        sock.sendall(frame(b"{" + b" " * (30 * 1024), fin=False)
+                     + frame(b" " * 30 * 1024 + b"}", opcode=0x0))
+        (error,) = messages(sock, 1)
+        assert error["payload"]["code"] == "TOO_LARGE"
 
 
 def test_flood_of_tiny_fragments_is_closed_1008(target) -> None:

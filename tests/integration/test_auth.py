@@ -123,10 +123,20 @@ def test_room_patterns_and_read_only_tokens(make_server) -> None:
     assert (error["payload"]["code"], error["requestId"]) == ("FORBIDDEN", 1)
     assert server.room_state("secret") is None  # refused before the room was made
     viewer.join("match:7")
-    viewer.join("lobby")
+    # Join attributes would write the player's entry: refused like a STATE_UPDATE, before
+    # the room is made; the keys that only steer the join are not attributes.
+    viewer.send({"type": "JOIN_ROOM", "roomId": "lobby", "requestId": 3,
+                 "payload": {"name": "V", "sessionToken": "stale"}})
+    error = viewer.expect("ERROR")
+    assert (error["payload"]["code"], error["requestId"]) == ("FORBIDDEN", 3)
+    assert "read-only" in error["payload"]["message"]
+    assert server.room_state("lobby") is None
+    viewer.join("lobby", sessionToken="stale", playerId="spoof")
     viewer.send({"type": "STATE_UPDATE", "roomId": "lobby", "requestId": 2, "payload": {"x": 1}})
     error = viewer.expect("ERROR")
     assert (error["payload"]["code"], error["requestId"]) == ("FORBIDDEN", 2)
+    viewer.send({"type": "JOIN_ROOM", "roomId": "lobby", "requestId": 4, "payload": {"x": 1}})
+    assert viewer.expect("ERROR")["payload"]["code"] == "FORBIDDEN"  # a member too
     assert server.room_state("lobby")["state"]["players"] == {"v": {}}
     patterned = Wire(server.url, **bearer(token(sub="p", rooms=["a*b*c"])))
     assert patterned.join("axxbyyc")["payload"]["playerId"] == "p"

@@ -242,6 +242,47 @@ def test_slow_consumer_is_resynced_then_disconnected(make_server, connect):
         assert all(b["baseVersion"] == a["version"] for a, b in zip(deltas, deltas[1:])), name
 
 
+def test_stuck_reader_is_resynced_then_disconnected_at_low_volume(make_server):
+    # The same path as above with small bounds, so that it takes a few MB, not the test
+    # above's 24 MB at 16 MB/s: ThreadSanitizer runs this one too.
+    server = make_server(tick_rate=0, send_queue_max_bytes=64 * 1024,
+                         send_queue_max_messages=16, slow_consumer_window=60,
+                         rate_limit=100000, rate_burst=100000, read_bytes_per_second=0)
+    writer = Wire(server.url)
+    # A client that joins and never reads, with a small window: the kernel's buffers
+    # between the server and it fill first, then its send queue.
+    stuck, _ = raw_upgrade(server.port, receive_buffer=4096)
+    started = time.monotonic()
+    try:
+        writer.join("stuck")
+        stuck.sendall(masked_frame(b'{"type":"JOIN_ROOM","roomId":"stuck"}'))
+        writer.expect("PLAYER_JOINED")
+        sent = 0
+        while not metric(server, "slow_consumer_disconnects") and sent < 2000:
+            # One at a time, each ACKed: the writer never falls behind, only the stuck one.
+            writer.send({"type": "STATE_UPDATE", "roomId": "stuck", "requestId": sent,
+                         "payload": {"b": f"{sent:06d}" + "y" * 16000}})
+            writer.expect("ACK", timeout=30, where=lambda m, i=sent: m.get("requestId") == i)
+            writer.received.clear()  # what it read is not needed; 32 KB per update
+            sent += 1
+        assert metric(server, "slow_consumer_resyncs") == 1  # first overflow: FULL_STATE
+        assert metric(server, "slow_consumer_disconnects") == 1  # second: 1008
+        print(f"{sent} updates of 16 KB until the disconnect, "
+              f"{time.monotonic() - started:.2f} s")
+        # It cannot take the close frame either: its socket is shut after a bound.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and server.stats()["connections"] != 1:
+            time.sleep(0.05)
+        assert server.stats()["connections"] == 1
+        # The room goes on for the writer.
+        writer.send({"type": "STATE_UPDATE", "roomId": "stuck", "requestId": sent,
+                     "payload": {"b": "done"}})
+        assert writer.expect("ACK", timeout=30)["version"] == server.room_state("stuck")["version"]
+    finally:
+        stuck.close()
+        writer.close()
+
+
 def test_graceful_drain_closes_clients_with_1001(make_server, connect):
     server = make_server()
     a, b = connect(server), connect(server)

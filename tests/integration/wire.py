@@ -99,11 +99,18 @@ class Wire:
 
 
 def raw_upgrade(port: int, path: str = "/sync", protocols: str | None = None,
-                timeout: float = 5.0) -> tuple[socket.socket, bytes]:
+                timeout: float = 5.0,
+                receive_buffer: int | None = None) -> tuple[socket.socket, bytes]:
     """Performs a WebSocket handshake by hand and returns (socket, response head).
 
-    For tests that need a client that never reads or never answers pings."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    For tests that need a client that never reads or never answers pings;
+    ``receive_buffer`` shrinks the kernel's receive buffer before connecting, so that the
+    TCP window stays that small."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if receive_buffer is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
     lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
              "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
              "Sec-WebSocket-Version: 13"]

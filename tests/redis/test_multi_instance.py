@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kasagi import AsyncClient
+from kasagi import AsyncClient, KasagiError
 from kasagi.testing import KasagiInstance, RedisServer, run_scenario, wait_until
 
 pytestmark = pytest.mark.redis
@@ -309,3 +309,26 @@ def test_broadcasts_reach_a_relays_members_once_per_room(
     # One broadcast, and the deltas of the join and of the update (appended and published in
     # one script each): four relayed members got it all without a publish each.
     assert published <= 3, published
+
+
+def test_read_only_token_sets_no_attributes_through_a_relay(
+    redis_server: RedisServer, kasagi_instances: Any
+) -> None:
+    from keys import SECRET, token
+
+    first, second = kasagi_instances(*redis_server.kasagi_args(), "--jwt-secret", SECRET,
+                                     count=2)
+
+    async def play() -> tuple[KasagiError, dict[str, Any]]:
+        async with AsyncClient() as a, AsyncClient() as viewer:
+            await a.connect(first.url, token=token(sub="ann"))
+            await viewer.connect(second.url, token=token(sub="v", write=False))
+            await a.join("watched", name="Ann")  # the first instance is the authority
+            with pytest.raises(KasagiError) as refused:
+                await viewer.join("watched", name="V")  # would go through the relay
+            mirror = await viewer.join("watched")  # without attributes it may watch
+            return refused.value, dict(mirror.state)
+
+    refused, state = asyncio.run(play())
+    assert refused.code == "FORBIDDEN" and "read-only" in refused.message
+    assert state["players"] == {"ann": {"name": "Ann"}, "v": {}}

@@ -152,3 +152,58 @@ def test_the_plugin_in_a_users_failing_suite(tmp_path: Path) -> None:
     pids = [int(p) for p in (tmp_path / "pids.txt").read_text().split()]
     assert len(pids) == 2 and not any(pid_alive(pid) for pid in pids)
     assert not Path((tmp_path / "dir.txt").read_text()).exists()
+
+
+# Apps whose `kasagi serve` ends as a sanitized child that caught something would: with a
+# report on stderr (UBSan's format), or with TSan's exit code (scripts/test.sh sets 66).
+SANITIZER_APPS = {
+    "report_app.py": 'print("ws_session.cpp:1:1: runtime error: signed integer overflow", '
+                     "file=sys.stderr, flush=True)",
+    "exit_app.py": "os._exit(66)",
+}
+APP_TEMPLATE = """
+    import atexit, os, sys
+    from kasagi import RoomType
+
+    class Quiet(RoomType):
+        rooms = "quiet-*"
+
+    atexit.register(lambda: {})
+"""
+SANITIZED_SUITE = """
+    def test_report(kasagi_instances):
+        kasagi_instances("--app", "report_app.py:Quiet")
+
+    def test_exit_code(kasagi_instances):
+        kasagi_instances("--app", "exit_app.py:Quiet")
+
+    def test_clean(kasagi_instances):
+        (instance,) = kasagi_instances()
+        instance.kill()  # a test's own kill is not a finding
+"""
+
+
+def test_the_plugin_fails_a_test_whose_sanitized_child_reported(tmp_path: Path) -> None:
+    for name, at_exit in SANITIZER_APPS.items():
+        (tmp_path / name).write_text(textwrap.dedent(APP_TEMPLATE.format(at_exit)))
+    (tmp_path / "test_sanitized.py").write_text(textwrap.dedent(SANITIZED_SUITE))
+
+    def run(sanitized: bool) -> subprocess.CompletedProcess[str]:
+        env = child_env()
+        env.pop("KASAGI_SANITIZED", None)
+        if sanitized:
+            env["KASAGI_SANITIZED"] = "1"
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "test_sanitized.py"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )
+
+    done = run(sanitized=True)
+    assert done.returncode == 1 and " 2 errors" in done.stdout, done.stdout + done.stderr
+    assert "ERROR at teardown of test_report" in done.stdout
+    assert "runtime error: signed integer overflow" in done.stdout  # quoted in the failure
+    assert "ERROR at teardown of test_exit_code" in done.stdout
+    assert "exited with 66 after SIGTERM" in done.stdout
+    # Without a sanitizer nothing is checked: the same children pass.
+    done = run(sanitized=False)
+    assert done.returncode == 0 and "3 passed" in done.stdout, done.stdout + done.stderr

@@ -27,7 +27,14 @@ from __future__ import annotations
 from kasagi.testing.cluster import SLOTS, RedisCluster
 from kasagi.testing.instance import KasagiInstance, child_env
 from kasagi.testing.metrics import metric_value
-from kasagi.testing.process import ManagedProcess, free_port, pid_alive, stop_all, wait_until
+from kasagi.testing.process import (
+    ManagedProcess,
+    free_port,
+    pid_alive,
+    sanitizer_problems,
+    stop_all,
+    wait_until,
+)
 from kasagi.testing.redis import Failover, RedisNode, RedisServer, Topology, render_config
 from kasagi.testing.resp import RedisError, redis_call
 from kasagi.testing.scenario import (
@@ -66,6 +73,7 @@ __all__ = [
     "redis_call",
     "render_config",
     "run_scenario",
+    "sanitizer_problems",
     "stop_all",
     "wait_until",
 ]

@@ -27,7 +27,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-__all__ = ["ManagedProcess", "free_port", "pid_alive", "port_free", "stop_all", "wait_until"]
+__all__ = [
+    "ManagedProcess",
+    "free_port",
+    "pid_alive",
+    "port_free",
+    "sanitizer_problems",
+    "stop_all",
+    "wait_until",
+]
 
 T = TypeVar("T")
 
@@ -371,3 +379,30 @@ class ManagedProcess:
     def __repr__(self) -> str:
         state = "paused" if self.paused else "running" if self.running else "stopped"
         return f"<{type(self).__name__} {self.name} pid={self.pid} {state}>"
+
+
+#: What a sanitizer's report has in its lines: "ERROR: AddressSanitizer: ...", "WARNING:
+#: ThreadSanitizer: data race ...", "SUMMARY: UndefinedBehaviorSanitizer: ...", and UBSan's
+#: "file.cpp:12:3: runtime error: ...".
+REPORT_MARKERS = ("Sanitizer", "runtime error:")
+
+
+def sanitizer_problems(process: ManagedProcess, status: int | None = None) -> list[str]:
+    """Returns what says that a sanitizer caught something in ``process``, one message per
+    finding; empty when there is nothing.
+
+    Findings: report lines in its log (all its runs; the first 5 are quoted), and
+    ``status``, the exit status of a stop by SIGTERM, when it is not 0 (a sanitizer exits
+    with its own code, 66 for TSan in scripts/test.sh, or aborts; -9: SIGTERM did not stop
+    it). Pass ``status=None`` when the process was not stopped that way.
+    """
+    problems = []
+    if status not in (None, 0):
+        problems.append(f"{process.name} exited with {status} after SIGTERM, not 0")
+    reports = [line for line in process.log_text().splitlines()
+               if any(marker in line for marker in REPORT_MARKERS)]
+    if reports:
+        quoted = "\n  ".join(reports[:5])
+        problems.append(f"{process.name}: {len(reports)} sanitizer report line(s) in "
+                        f"{process.log_path}:\n  {quoted}")
+    return problems

@@ -14,10 +14,16 @@ test suite in an environment with kasagi can use them; ``-p no:kasagi`` turns it
 Everything a fixture started is stopped at teardown, also when the test fails, and a failed
 test's report gets the end of each process's log. For other settings, use the classes as
 context managers in the test (``with SentinelGroup(down_after_ms=500) as group: ...``).
+
+When ``KASAGI_SANITIZED`` is set (``scripts/test.sh`` sets it for the ASan+UBSan and the
+TSan builds), the ``kasagi_instances`` teardown also fails the test if an instance's log
+holds a sanitizer report, or if an instance it stopped exited with anything but 0: the
+children's reports would otherwise go unnoticed (see :func:`sanitizer_problems`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -26,7 +32,7 @@ import pytest
 
 from kasagi.testing.cluster import RedisCluster
 from kasagi.testing.instance import KasagiInstance
-from kasagi.testing.process import ManagedProcess
+from kasagi.testing.process import ManagedProcess, sanitizer_problems
 from kasagi.testing.redis import RedisServer, Topology
 from kasagi.testing.sentinel import SentinelGroup
 
@@ -35,6 +41,9 @@ __all__ = ["kasagi_instances", "redis_cluster", "redis_sentinel_group", "redis_s
 _PROCESSES = pytest.StashKey[list[ManagedProcess]]()
 
 T = TypeVar("T", bound=Topology)
+
+#: Set (to anything but "") when the core under test is built with a sanitizer.
+SANITIZED = "KASAGI_SANITIZED"
 
 
 def _watch(request: pytest.FixtureRequest, *processes: ManagedProcess) -> None:
@@ -73,7 +82,8 @@ def kasagi_instances(
 ) -> Iterator[Callable[..., list[KasagiInstance]]]:
     """Returns ``start(*args, count=1)``: starts ``count`` ``kasagi serve *args`` instances
     on free ports and returns them once each answers /healthz. All are stopped (SIGTERM,
-    then SIGKILL) at teardown."""
+    then SIGKILL) at teardown; with ``KASAGI_SANITIZED`` set, the teardown then fails on
+    any :func:`sanitizer_problems`."""
     started: list[KasagiInstance] = []
 
     def start(*args: str, count: int = 1) -> list[KasagiInstance]:
@@ -87,8 +97,15 @@ def kasagi_instances(
         return batch
 
     yield start
+    checked = bool(os.environ.get(SANITIZED))
+    problems: list[str] = []
     for instance in started:
-        instance.stop()
+        stopped_here = instance.running  # not one the test killed or stopped itself
+        status = instance.stop()
+        if checked:
+            problems += sanitizer_problems(instance, status if stopped_here else None)
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
