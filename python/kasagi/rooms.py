@@ -287,21 +287,35 @@ class RoomTypeBuilder:
         return fn
 
     def on_create(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room)`` as the type's :meth:`RoomType.on_create` and returns it.
+        ValueError if this builder has one already."""
         return self._register("on_create", fn)
 
     def on_join(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room, player, attrs, claims)`` (``claims`` may be left out) as
+        the type's :meth:`RoomType.on_join` (accept, rewrite the attributes, or refuse) and
+        returns it. ValueError if this builder has one already."""
         return self._register("on_join", fn)
 
     def on_update(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room, player, patch)`` (given ``path=`` too if it takes it) as the
+        type's :meth:`RoomType.on_update` (accept, correct, or refuse) and returns it.
+        ValueError if this builder has one already."""
         return self._register("on_update", fn)
 
     def on_leave(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room, player, reason)`` as the type's :meth:`RoomType.on_leave`
+        and returns it. ValueError if this builder has one already."""
         return self._register("on_leave", fn)
 
     def on_tick(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room, dt)`` as the type's :meth:`RoomType.on_tick` and returns
+        it. ValueError if this builder has one already."""
         return self._register("on_tick", fn)
 
     def on_dispose(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room)`` as the type's :meth:`RoomType.on_dispose` and returns it.
+        ValueError if this builder has one already."""
         return self._register("on_dispose", fn)
 
     def build(self) -> type[RoomType]:
