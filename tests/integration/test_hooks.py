@@ -281,6 +281,66 @@ def test_events_kick_leave_and_dispose(serve):
     b.close()
 
 
+def test_leave_hook_reasons_left_and_timeout(serve):
+    # "kicked" is above; a LEAVE_ROOM is "left", a grace period run out is "timeout".
+    leaves: list[tuple[str, str]] = []
+
+    class Farewell(RoomType):
+        rooms = "bye-*"
+
+        def on_leave(self, room, player, reason):
+            leaves.append((player, reason))
+
+    server = serve(Farewell, session_grace=0.3)
+    stays, goes, drops = Wire(server.url), Wire(server.url), Wire(server.url)
+    stays.join("bye-1")
+    gone = goes.join("bye-1")["payload"]["playerId"]
+    dropped = drops.join("bye-1")["payload"]["playerId"]
+    goes.send({"type": "LEAVE_ROOM", "roomId": "bye-1", "requestId": 1})
+    goes.expect("ACK")
+    drops.close()  # no LEAVE_ROOM: the entry is kept for session_grace, then removed
+    assert stays.expect("PLAYER_LEFT", where=lambda m: m["payload"]["playerId"] == dropped)[
+        "payload"]["reason"] == "timeout"
+    assert leaves == [(gone, "left"), (dropped, "timeout")]
+    stays.close()
+    goes.close()
+
+
+def test_hooks_run_only_where_set(serve):
+    # A type with rules only calls no Python at all; a type without on_update calls none
+    # for updates. kasagi_hook_duration_seconds counts every hook call.
+    joins: list[str] = []
+
+    class RulesOnly(RoomType):
+        rooms = "rules-*"
+
+    class JoinOnly(RoomType):
+        rooms = "joinonly-*"
+
+        def on_join(self, room, player, attrs):
+            joins.append(player)
+
+    server = serve(RulesOnly, JoinOnly)
+
+    def calls() -> float:
+        return metric_value(server.metrics(), "kasagi_hook_duration_seconds_count")
+
+    w = Wire(server.url)
+    w.join("rules-1")
+    for i in range(5):
+        assert update(w, "rules-1", {"i": i}, i)["type"] == "ACK"
+    w.send({"type": "LEAVE_ROOM", "roomId": "rules-1", "requestId": 9})
+    w.expect("ACK")
+    assert calls() == 0
+    w.join("joinonly-1")
+    for i in range(5):
+        assert update(w, "joinonly-1", {"i": i}, 10 + i)["type"] == "ACK"
+    w.send({"type": "LEAVE_ROOM", "roomId": "joinonly-1", "requestId": 19})
+    w.expect("ACK")
+    assert len(joins) == 1 and calls() == 1  # the join, no update, no leave
+    w.close()
+
+
 def test_room_type_in_join_payload(serve):
     server = serve(Game)
     w = Wire(server.url)
