@@ -60,6 +60,13 @@ class RoomHandle {
   std::thread::id thread_;
 };
 
+// A corrected patch or attributes, converted by the dispatcher when the hook returned them:
+// a value no document can hold (NaN, bytes...) fails there, where it is reported with its
+// hook, once (kasagi.rooms._Dispatcher).
+struct HookValue {
+  state::Value value;
+};
+
 state::Path pointer(const std::string& path) {
   auto parsed = state::parse_pointer(path);
   if (!parsed) throw py::value_error("'" + path + "' is not a JSON Pointer such as /npcs/n1/x");
@@ -68,7 +75,8 @@ state::Path pointer(const std::string& path) {
 
 // Calls a room type's hooks: each one a method of its Python dispatcher
 // (kasagi.rooms._Dispatcher), which runs the user's hook and turns what it did into
-// None (accept) or (kind, value) with kind "replace", "reject" or "error".
+// None (accept) or (kind, value) with kind "replace" (value: a HookValue), "reject" or
+// "error". Every failure is logged by the dispatcher, once per kind (report()).
 class PyRoomHooks final : public room::RoomHooks {
  public:
   PyRoomHooks(py::object dispatcher, std::shared_ptr<RoomHandle> handle)
@@ -80,12 +88,14 @@ class PyRoomHooks final : public room::RoomHooks {
     leave_ = dispatcher.attr("leave");
     tick_ = dispatcher.attr("tick");
     dispose_ = dispatcher.attr("dispose");
+    report_ = dispatcher.attr("report");
     dispatcher_ = std::move(dispatcher);
   }
   ~PyRoomHooks() override {
     keep_thread_state();
     py::gil_scoped_acquire gil;
-    for (auto* o : {&create_, &join_, &update_, &leave_, &tick_, &dispose_, &dispatcher_}) {
+    for (auto* o :
+         {&create_, &join_, &update_, &leave_, &tick_, &dispose_, &report_, &dispatcher_}) {
       *o = py::object();
     }
   }
@@ -116,11 +126,18 @@ class PyRoomHooks final : public room::RoomHooks {
   bool on_dispose(room::RoomControl& room) override {
     return call(room, "on_dispose", [&] { return dispose_(); });
   }
+  void report(room::RoomControl& room, std::string_view hook, std::string_view problem,
+              std::string_view detail) override {
+    keep_thread_state();
+    py::gil_scoped_acquire gil;
+    report_locked(room, hook, problem, detail);
+  }
 
  private:
   // Runs f with the GIL and the handle bound to `room`; returns false if it failed. The
-  // dispatcher catches what the user's hook raises (and returns False for a notification
-  // that raised); what escapes it (a conversion failing, say) is logged here.
+  // dispatcher catches what the user's hook raises or returns wrongly (and returns False
+  // for a notification that failed); what escapes it (a bug in it, a reason whose str()
+  // raises) is reported here, through it still.
   template <class F>
   bool call(room::RoomControl& room, const char* hook, F f) {
     keep_thread_state();
@@ -131,14 +148,29 @@ class PyRoomHooks final : public room::RoomHooks {
       py::object r = f();
       ok = !(r.ptr() == Py_False);
     } catch (py::error_already_set& e) {
-      log::error("room " + room.id() + ": " + hook + " failed: " + e.what());
+      // Logged once per exception type (tp_name: no Python call that could fail in turn).
+      const char* type = reinterpret_cast<PyTypeObject*>(e.type().ptr())->tp_name;
+      report_locked(room, hook, std::string("failed in the hook bridge (") + type + ")",
+                    e.what());
       ok = false;
     } catch (const std::exception& e) {
-      log::error("room " + room.id() + ": " + hook + " failed: " + e.what());
+      report_locked(room, hook, "failed in the hook bridge", e.what());
       ok = false;
     }
     handle_->leave();
     return ok;
+  }
+
+  // With the GIL. Through the dispatcher's once-per-kind log; straight to stderr only if
+  // even that fails.
+  void report_locked(room::RoomControl& room, std::string_view hook, std::string_view problem,
+                     std::string_view detail) {
+    try {
+      report_(hook, problem, detail);
+    } catch (const std::exception& e) {
+      log::error("room " + room.id() + ": " + std::string(hook) + " " + std::string(problem) +
+                 ": " + std::string(detail) + " (and reporting it failed: " + e.what() + ")");
+    }
   }
 
   template <class F>
@@ -151,7 +183,7 @@ class PyRoomHooks final : public room::RoomHooks {
       const auto kind = t[0].cast<std::string>();
       if (kind == "replace") {
         v.kind = room::HookVerdict::Kind::replace;
-        v.value = to_value(t[1]);
+        v.value = std::move(t[1].cast<HookValue&>().value);
       } else if (kind == "reject") {
         v.kind = room::HookVerdict::Kind::reject;
         v.reason = t[1].is_none() ? std::string() : py::str(t[1]).cast<std::string>();
@@ -166,7 +198,7 @@ class PyRoomHooks final : public room::RoomHooks {
 
   std::shared_ptr<RoomHandle> handle_;
   unsigned mask_ = 0;
-  py::object dispatcher_, create_, join_, update_, leave_, tick_, dispose_;
+  py::object dispatcher_, create_, join_, update_, leave_, tick_, dispose_, report_;
 };
 
 // The hooks of a room whose dispatcher could not be made: joins and updates fail with
@@ -188,6 +220,8 @@ class BrokenHooks final : public room::RoomHooks {
   }
   bool on_tick(room::RoomControl&, double) override { return true; }
   bool on_dispose(room::RoomControl&) override { return true; }
+  // Not called: the room reports unusable answers only, and these are errors.
+  void report(room::RoomControl&, std::string_view, std::string_view, std::string_view) override {}
 };
 
 // Holds a Python object from C++ code that may drop it on any thread.
@@ -202,6 +236,13 @@ std::shared_ptr<py::object> hold(py::object o) {
 }  // namespace
 
 void bind_hooks(py::module_& m) {
+  py::class_<HookValue>(m, "HookValue",
+                        "A hook's corrected patch or attributes, converted for the room (used "
+                        "by kasagi.rooms). TypeError or ValueError when no document can hold "
+                        "it: NaN, bytes, a key that is not a str...")
+      .def(py::init([](py::handle value) { return HookValue{to_value(value)}; }),
+           py::arg("value"));
+
   py::class_<RoomHandle, std::shared_ptr<RoomHandle>>(
       m, "RoomHandle", "A room as its hooks see it (use kasagi.Room, which wraps it)")
       .def_property_readonly("id", [](const RoomHandle& h) { return h.get().id(); })

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "room/random_id.hpp"
-#include "telemetry/log.hpp"
 #include "state/merge_patch.hpp"
 
 namespace kasagi::room {
@@ -311,11 +310,11 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
     {
       HookClock clock{metrics_};
       verdict = hooks_->on_join(*this, p.id, attrs, m->identity().claims);
+      if (verdict.kind == HookVerdict::Kind::replace && !verdict.value.is_object()) {
+        hooks_->report(*this, "on_join", "returned something other than a dict", "");
+        verdict.kind = HookVerdict::Kind::error;
+      }
       if (verdict.kind == HookVerdict::Kind::error) clock.failed();
-    }
-    if (verdict.kind == HookVerdict::Kind::replace && !verdict.value.is_object()) {
-      log::error("room " + id_ + ": on_join returned something other than a dict");
-      verdict.kind = HookVerdict::Kind::error;
     }
     switch (verdict.kind) {
       case HookVerdict::Kind::accept: break;
@@ -449,8 +448,9 @@ void Room::update(const MemberPtr& m, Message&& msg, Clock::time_point now) {
         leaves.assign(target, patch);
         for (std::size_t i = 0; i < leaves.size(); ++i) {
           if (auto error = structure_error(leaves[i])) {
-            log::error("room " + id_ + ": on_update returned a patch that cannot apply: " +
-                       error->second);
+            metrics_.hook_failures.fetch_add(1, std::memory_order_relaxed);  // as HookClock
+            hooks_->report(*this, "on_update", "returned a patch that cannot apply",
+                           error->second);
             return hook_failed(m, "on_update", msg);
           }
         }

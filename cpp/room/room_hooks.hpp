@@ -75,6 +75,12 @@ class RoomHooks {
   // The room is going away here (disposed when empty, handed to another authority, or the
   // server stops).
   virtual bool on_dispose(RoomControl& room) = 0;
+
+  // A hook's answer the room cannot use (a corrected patch that cannot apply, say); the
+  // room counts the failure and answers ERROR INTERNAL, this says why. Logged once per
+  // `hook` and `problem`, never per message; `detail` may differ each time.
+  virtual void report(RoomControl& room, std::string_view hook, std::string_view problem,
+                      std::string_view detail) = 0;
 };
 
 }  // namespace kasagi::room

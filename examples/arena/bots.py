@@ -8,8 +8,8 @@ through that mirror. At the end, every mirror must equal the server's state.
 
 The rooms are of the room type ``Arena`` (app.py, beside this file): the server moves NPCs
 every tick and cuts back moves that are too fast. ``--cheaters`` bots teleport and inflate
-their score; at the end the program checks that the server corrected them and that the
-NPCs moved.
+their score; at the end the program checks that the server corrected them (their positions
+in the deltas never outran the speed limit) and that the NPCs moved.
 
     python examples/arena/bots.py                          # embedded server
     python examples/arena/bots.py --url ws://127.0.0.1:8080/sync --bots 20 --rooms 4
@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass
 
 import kasagi
-from app import MAX_SPEED, Arena  # the room type, beside this file
+from app import MAX_SPEED, SLACK, Arena  # the room type, beside this file
 from kasagi.client import encode_frame
 
 SIZE = 100.0  # the arena is SIZE x SIZE
@@ -64,6 +64,10 @@ class Bot:
         self.score = 0
         self.last_tag = -TAG_COOLDOWN
         self.cheater = cheater  # teleports and inflates its score; the server corrects it
+        # A cheater's own positions as the room accepted them (in the deltas), and how many
+        # moves it sent over how long: what the speed check at the end needs.
+        self.trail: list[tuple[float, float]] = []
+        self.moves, self.started, self.finished = 0, 0.0, 0.0
         self.client = kasagi.AsyncClient()
         self.mirror: kasagi.RoomMirror  # set by join()
 
@@ -75,6 +79,10 @@ class Bot:
             # msgpack exactly the frame that came in; with JSON about the same).
             stats.deltas += 1
             stats.bytes += len(encode_frame(self.client.encoding, msg))
+            if self.cheater and (room := self.client.rooms.get(self.room)) is not None:
+                me = room.players.get(room.player_id, {})
+                if "x" in me and (not self.trail or self.trail[-1] != (me["x"], me["y"])):
+                    self.trail.append((me["x"], me["y"]))  # a position the room accepted
 
         self.client.on("DELTA_UPDATE", count)  # runs after the mirror has applied the delta
         # The join attributes become the first fields of this bot's player entry.
@@ -128,7 +136,7 @@ class Bot:
         """Moves at ``rate`` updates/s for ``seconds``; returns the room version that holds
         this bot's last update."""
         loop = asyncio.get_running_loop()
-        now = start = loop.time()
+        now = start = self.started = loop.time()
         while now < start + seconds:
             self.move(1 / rate)
             patch = self.patch()
@@ -136,6 +144,7 @@ class Bot:
             if tagged is not None:
                 patch["tagged"] = tagged
             await self.client.update(self.room, patch)  # fire and forget: no ACK awaited
+            self.moves += 1
             now += 1 / rate  # a fixed schedule: no drift however long a send takes
             await asyncio.sleep(max(0.0, now - loop.time()))
         # The ACK of a last update means the server has applied everything this bot sent
@@ -143,6 +152,8 @@ class Bot:
         # once every player of the room is done, the room type stops moving the NPCs, so
         # the room goes quiet and the mirrors can be compared with the server's state.
         version = await self.client.update(self.room, {**self.patch(), "done": True}, ack=True)
+        self.moves += 1
+        self.finished = loop.time()
         assert version is not None
         return version
 
@@ -172,10 +183,26 @@ async def report(bots: list[Bot], stats: dict[str, RoomStats]) -> None:
                   f"  {size / 1024:6.1f} KiB/s  top: {board}  corrected {corrected}", flush=True)
 
 
+def speed_limit_held(bot: Bot) -> bool:
+    """Whether a cheater's accepted positions kept to the speed limit. The room accepts a
+    move of at most ``MAX_SPEED`` x (time since the previous accepted move) + ``SLACK``, so
+    the path through all of them is at most ``MAX_SPEED`` x (first move to last ACK) +
+    ``SLACK`` per move (0.01 more for the rounding of each), and the positions the deltas
+    showed (some of them) make a path no longer than that. A teleporting cheater left
+    alone covers about half the arena per move."""
+    path = sum(math.dist(a, b) for a, b in itertools.pairwise(bot.trail))
+    limit = MAX_SPEED * (bot.finished - bot.started) + (SLACK + 0.01) * bot.moves
+    if len(bot.trail) < 2 or path > limit:
+        print(f"{bot.room}: cheater {bot.name} moved {path:.0f} units through"
+              f" {len(bot.trail)} accepted positions in {bot.finished - bot.started:.1f} s;"
+              f" the speed limit allows {limit:.0f}", file=sys.stderr)
+        return False
+    return True
+
+
 def check_room_type(bots: list[Bot], npcs_at_start: dict[str, dict]) -> bool:
     """Checks what the Arena room type did: NPCs moved, cheaters were corrected (no score
-    above one point per update; the cheaters' entries moved no faster than allowed, which
-    the anti-cheat counted)."""
+    above one point per update; their accepted positions no faster than the speed limit)."""
     ok = True
     for room in sorted({b.room for b in bots}):
         state = next(b for b in bots if b.room == room).mirror.state
@@ -192,6 +219,7 @@ def check_room_type(bots: list[Bot], npcs_at_start: dict[str, dict]) -> bool:
             if entry.get("score", 0) >= b.score:
                 print(f"{room}: cheater {b.name}'s score was not cut back", file=sys.stderr)
                 ok = False
+            ok = speed_limit_held(b) and ok
         if cheaters and not state.get("stats", {}).get("corrected"):
             print(f"{room}: no correction counted", file=sys.stderr)
             ok = False

@@ -171,6 +171,13 @@ class RoomHandle:
         """ROOM_EVENT to every connected player (``to`` = "") or one."""
     def kick(self, player: str, message: str) -> bool: ...
 
+class HookValue:
+    """A hook's corrected patch or attributes, converted for the room (kasagi.rooms)."""
+
+    def __init__(self, value: Any) -> None:
+        """TypeError or ValueError when no document can hold ``value`` (NaN, bytes, a key
+        that is not a str...)."""
+
 def add_room_type(
     server: Server,
     name: str,

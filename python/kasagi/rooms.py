@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import reprlib
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -286,21 +287,35 @@ class RoomTypeBuilder:
         return fn
 
     def on_create(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room)`` as the type's :meth:`RoomType.on_create` and returns it.
+        ValueError if this builder has one already."""
         return self._register("on_create", fn)
 
     def on_join(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room, player, attrs, claims)`` (``claims`` may be left out) as
+        the type's :meth:`RoomType.on_join` (accept, rewrite the attributes, or refuse) and
+        returns it. ValueError if this builder has one already."""
         return self._register("on_join", fn)
 
     def on_update(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room, player, patch)`` (given ``path=`` too if it takes it) as the
+        type's :meth:`RoomType.on_update` (accept, correct, or refuse) and returns it.
+        ValueError if this builder has one already."""
         return self._register("on_update", fn)
 
     def on_leave(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room, player, reason)`` as the type's :meth:`RoomType.on_leave`
+        and returns it. ValueError if this builder has one already."""
         return self._register("on_leave", fn)
 
     def on_tick(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room, dt)`` as the type's :meth:`RoomType.on_tick` and returns
+        it. ValueError if this builder has one already."""
         return self._register("on_tick", fn)
 
     def on_dispose(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers ``fn(room)`` as the type's :meth:`RoomType.on_dispose` and returns it.
+        ValueError if this builder has one already."""
         return self._register("on_dispose", fn)
 
     def build(self) -> type[RoomType]:
@@ -336,17 +351,22 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-# Failures already logged with their traceback: (type name, hook, exception type, where).
+# Failures already logged at error level: (type name, hook, what failed).
 _LOGGED_FAILURES: set[tuple[Any, ...]] = set()
 
 
 class _Dispatcher:
     """One per room with hooks: calls the room type's hooks for the native room and turns
-    what they do into what the room expects (None: accept; ("replace", value),
-    ("reject", reason) or ("error", None)). Every exception a hook raises ends here: it is
-    logged once, with its traceback, and the room carries on."""
+    what they do into what the room expects (None: accept; ("replace", value) with value a
+    ``_core.HookValue``, ("reject", reason) or ("error", None)). Every failure of a hook
+    ends here, whether it raised, returned something unusable, or (reported by the room,
+    :meth:`report`) returned a patch that cannot apply: it is logged once, and the room
+    carries on."""
 
     def __init__(self, cls: type[RoomType], room_id: str, handle: Any) -> None:
+        from kasagi import _core  # here: kasagi.rooms itself works without the extension
+
+        self._hook_value = _core.HookValue
         self.mask = cls.hook_mask()
         self.room = Room(handle, room_id)
         self._type = cls.type_name()
@@ -361,23 +381,29 @@ class _Dispatcher:
         self._claims = _accepts(cls.on_join, "claims")
         self._path = _accepts(cls.on_update, "path")
 
-    def _failed(self, hook: str) -> None:
-        # Once per distinct failure (hook, exception type, where it was raised): a hook that
-        # fails on every update must not flood the log. Repeats are counted in the metric
-        # kasagi_hook_failures_total and logged at debug level.
-        error = sys.exc_info()[1]
-        frames = traceback.extract_tb(error.__traceback__) if error else []
-        where = (frames[-1].filename, frames[-1].lineno) if frames else None
-        key = (self._type, hook, type(error).__name__, where)
+    def _log_failure(self, hook: str, what: tuple[Any, ...], problem: str,
+                     detail: str = "") -> None:
+        # Once per distinct failure (type, hook, what): a hook that fails on every update
+        # must not flood the log. Repeats are counted in the metric
+        # kasagi_hook_failures_total (by the room) and logged at debug level.
+        key = (self._type, hook, *what)
         if key in _LOGGED_FAILURES:
-            log.debug("room %s (type %s): %s raised %r again", self.room.id, self._type,
-                      hook, error)
+            log.debug("room %s (type %s): %s %s, again", self.room.id, self._type, hook, problem)
             return
         if len(_LOGGED_FAILURES) < 10_000:
             _LOGGED_FAILURES.add(key)
-        log.error("room %s (type %s): %s raised; the room keeps running (identical failures "
-                  "are not logged again)\n%s",
-                  self.room.id, self._type, hook, traceback.format_exc().rstrip())
+        log.error("room %s (type %s): %s %s; the room keeps running (identical failures are "
+                  "not logged again)%s", self.room.id, self._type, hook, problem,
+                  "\n" + detail if detail else "")
+
+    def _failed(self, hook: str) -> None:
+        # The exception being handled, with its traceback; identical: the same exception
+        # type raised at the same line.
+        error = sys.exc_info()[1]
+        frames = traceback.extract_tb(error.__traceback__) if error else []
+        where = (frames[-1].filename, frames[-1].lineno) if frames else None
+        self._log_failure(hook, ("raised", type(error).__name__, where), f"raised {error!r}",
+                          traceback.format_exc().rstrip())
 
     def _verdict(self, hook: str, call: Callable[[], Any]) -> tuple[str, Any] | None:
         if self._impl is None:
@@ -393,11 +419,19 @@ class _Dispatcher:
             return None
         if result is False:
             return ("reject", "")
-        if isinstance(result, Mapping):
-            return ("replace", result)
-        log.error("room %s (type %s): %s returned %r; expected None, a bool or a dict",
-                  self.room.id, self._type, hook, type(result).__name__)
-        return ("error", None)
+        kind = type(result).__name__
+        if not isinstance(result, Mapping):
+            self._log_failure(hook, ("returned", kind),
+                              f"returned {kind!r}; expected None, a bool or a dict")
+            return ("error", None)
+        try:  # converted here rather than in the room, to be reported with its hook
+            return ("replace", self._hook_value(result))
+        except (TypeError, ValueError) as e:  # NaN, bytes, keys that are not str...
+            why = str(e).partition(":")[0]  # "non-finite number", not the position of it
+            self._log_failure(hook, ("unusable", type(e).__name__, why),
+                              f"returned {reprlib.repr(result)}, which no document can hold "
+                              f"({e})")
+            return ("error", None)
 
     def _notify(self, hook: str, call: Callable[[], Any]) -> bool:
         """Runs a notification hook; False if it raised (logged)."""
@@ -411,6 +445,13 @@ class _Dispatcher:
         return True
 
     # Called by the native room (cpp/bindings/bind_hooks.cpp), with the GIL.
+
+    def report(self, hook: str, problem: str, detail: str) -> None:
+        """A failure the native side found in what a hook did (a corrected patch that cannot
+        apply, say): logged once per ``problem``; ``detail`` may differ each time."""
+        first, _, rest = detail.partition("\n")  # a Python error's "At:" lines go below
+        self._log_failure(hook, ("native", problem), f"{problem}: {first}" if first else problem,
+                          rest.strip())
 
     def create(self) -> bool:
         return self._notify("on_create", lambda: self._impl.on_create(self.room))  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ import pytest
 
 import kasagi
 from kasagi import Reject, RoomType, Rule
+from kasagi.testing import metric_value
 from keys import SECRET, token
 from wire import Wire
 
@@ -280,6 +281,66 @@ def test_events_kick_leave_and_dispose(serve):
     b.close()
 
 
+def test_leave_hook_reasons_left_and_timeout(serve):
+    # "kicked" is above; a LEAVE_ROOM is "left", a grace period run out is "timeout".
+    leaves: list[tuple[str, str]] = []
+
+    class Farewell(RoomType):
+        rooms = "bye-*"
+
+        def on_leave(self, room, player, reason):
+            leaves.append((player, reason))
+
+    server = serve(Farewell, session_grace=0.3)
+    stays, goes, drops = Wire(server.url), Wire(server.url), Wire(server.url)
+    stays.join("bye-1")
+    gone = goes.join("bye-1")["payload"]["playerId"]
+    dropped = drops.join("bye-1")["payload"]["playerId"]
+    goes.send({"type": "LEAVE_ROOM", "roomId": "bye-1", "requestId": 1})
+    goes.expect("ACK")
+    drops.close()  # no LEAVE_ROOM: the entry is kept for session_grace, then removed
+    assert stays.expect("PLAYER_LEFT", where=lambda m: m["payload"]["playerId"] == dropped)[
+        "payload"]["reason"] == "timeout"
+    assert leaves == [(gone, "left"), (dropped, "timeout")]
+    stays.close()
+    goes.close()
+
+
+def test_hooks_run_only_where_set(serve):
+    # A type with rules only calls no Python at all; a type without on_update calls none
+    # for updates. kasagi_hook_duration_seconds counts every hook call.
+    joins: list[str] = []
+
+    class RulesOnly(RoomType):
+        rooms = "rules-*"
+
+    class JoinOnly(RoomType):
+        rooms = "joinonly-*"
+
+        def on_join(self, room, player, attrs):
+            joins.append(player)
+
+    server = serve(RulesOnly, JoinOnly)
+
+    def calls() -> float:
+        return metric_value(server.metrics(), "kasagi_hook_duration_seconds_count")
+
+    w = Wire(server.url)
+    w.join("rules-1")
+    for i in range(5):
+        assert update(w, "rules-1", {"i": i}, i)["type"] == "ACK"
+    w.send({"type": "LEAVE_ROOM", "roomId": "rules-1", "requestId": 9})
+    w.expect("ACK")
+    assert calls() == 0
+    w.join("joinonly-1")
+    for i in range(5):
+        assert update(w, "joinonly-1", {"i": i}, 10 + i)["type"] == "ACK"
+    w.send({"type": "LEAVE_ROOM", "roomId": "joinonly-1", "requestId": 19})
+    w.expect("ACK")
+    assert len(joins) == 1 and calls() == 1  # the join, no update, no leave
+    w.close()
+
+
 def test_room_type_in_join_payload(serve):
     server = serve(Game)
     w = Wire(server.url)
@@ -468,11 +529,66 @@ def test_unusable_hook_results_are_internal_errors(serve, caplog):
     w.join("odd-1", ok=True)
     first = update(w, "odd-1", {"v": 1}, 1)
     assert first["type"] == "ACK", first
-    # a corrected patch deeper than max_state_depth cannot apply: INTERNAL, nothing changes
-    code, _ = error(update(w, "odd-1", {"nest": 1}, 2))
-    assert code == "INTERNAL"
+    # a corrected patch deeper than max_state_depth cannot apply: INTERNAL, nothing changes;
+    # logged once, counted every time
+    with caplog.at_level(logging.ERROR, logger="kasagi.hooks"):
+        for request_id in (2, 3):
+            code, _ = error(update(w, "odd-1", {"nest": 1}, request_id))
+            assert code == "INTERNAL"
     me = next(iter(server.room_state("odd-1")["state"]["players"].values()))
     assert me == {"ok": True, "deep": 1}
+    cannot = [r for r in caplog.records if "cannot apply" in r.getMessage()]
+    assert len(cannot) == 1 and "nesting deeper than 4" in cannot[0].getMessage()
+    assert metric_value(server.metrics(), "kasagi_hook_failures_total") == 3
+    w.close()
+
+
+def test_unusable_results_are_logged_once_each(serve, caplog, capfd):
+    # A hook that returns something unusable on every message must not flood the log:
+    # each kind of failure is logged once, every one is counted and answered INTERNAL.
+    class Unprintable:
+        def __str__(self):
+            raise RuntimeError("no text")
+
+    class Sloppy(RoomType):
+        name = "sloppy"
+        rooms = "sloppy-*"
+
+        def on_join(self, room, player, attrs):
+            return ["not", "a", "dict"] if attrs.get("odd") else None
+
+        def on_update(self, room, player, patch):
+            if "nan" in patch:
+                return {"x": float("nan")}  # a corrected patch JSON cannot carry
+            if "text" in patch:
+                return "corrected"  # not None, a bool or a dict
+            if "why" in patch:
+                raise Reject(Unprintable())  # fails in the native bridge, str(reason)
+            return None
+
+    server = serve(Sloppy)
+    w = Wire(server.url)
+    with caplog.at_level(logging.ERROR, logger="kasagi.hooks"):
+        for _ in range(3):
+            w.send({"type": "JOIN_ROOM", "roomId": "sloppy-1", "payload": {"odd": True}})
+            assert w.expect("ERROR")["payload"]["code"] == "INTERNAL"
+        w.join("sloppy-1")
+        for i in range(3):
+            assert error(update(w, "sloppy-1", {"nan": 1}, 10 + i))[0] == "INTERNAL"
+            assert error(update(w, "sloppy-1", {"text": 1}, 20 + i))[0] == "INTERNAL"
+            assert error(update(w, "sloppy-1", {"why": 1}, 30 + i))[0] == "INTERNAL"
+            assert update(w, "sloppy-1", {"y": i}, 40 + i)["type"] == "ACK"  # still serving
+    logged = [r.getMessage() for r in caplog.records if r.name == "kasagi.hooks"]
+    assert len(logged) == 4, logged
+    join, nan, text, why = logged
+    assert "sloppy-1" in join and "on_join returned 'list'" in join
+    assert "on_update" in nan and "nan" in nan and "non-finite" in nan
+    assert "on_update returned 'str'" in text
+    assert "on_update failed in the hook bridge" in why and "no text" in why
+    assert "failed" not in capfd.readouterr().err  # nothing per message on stderr either
+    assert metric_value(server.metrics(), "kasagi_hook_failures_total") == 12
+    me = next(iter(server.room_state("sloppy-1")["state"]["players"].values()))
+    assert me == {"y": 2}
     w.close()
 
 

@@ -12,7 +12,9 @@ import pytest
 from kasagi import AsyncClient
 from kasagi.testing import RedisServer
 
-pytestmark = pytest.mark.redis
+# Hooks with relays and leases, each call under the GIL on a hook thread: CI runs these
+# under ThreadSanitizer too.
+pytestmark = [pytest.mark.redis, pytest.mark.tsan]
 
 APP = Path(__file__).with_name("hooks_app.py")
 

@@ -54,3 +54,18 @@ def test_the_ops_stream_loads_as_a_trace(
     assert empty.deltas.empty and empty.states.empty
     with pytest.raises(ValueError, match="room="):
         trace.load(redis_server.url)
+
+
+def test_only_one_plain_redis_is_read(redis_server: RedisServer) -> None:
+    # No TLS, Sentinel or Cluster URLs: said plainly, before asking for room=.
+    for url in ("rediss://127.0.0.1:6380/0", "redis+sentinel://127.0.0.1:26379/kasagi",
+                "sentinel://127.0.0.1:26379"):
+        with pytest.raises(ValueError, match="one plain Redis"):
+            trace.load(url)
+        with pytest.raises(ValueError, match="one plain Redis"):
+            trace.load_redis(url, room="logged")
+    # A command Redis refuses (here AUTH, with no password set) is a ValueError too, which
+    # `kasagi trace summary` reports in one line.
+    wrong = redis_server.url.replace("redis://", "redis://:wrong@")
+    with pytest.raises(ValueError, match="refused a command"):
+        trace.load(wrong, room="logged")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import kasagi
 from kasagi import RoomType, Rule
 from kasagi.cli import load_app
 from kasagi.rooms import HOOKS, room_types_of
@@ -27,6 +28,18 @@ class Hooked(RoomType):
 
     def on_tick(self, room, dt):
         pass
+
+
+# --app may name a kasagi.room_type(...) builder, or a list of room types (builders too).
+greeter = kasagi.room_type("greet-*", name="greeter")
+
+
+@greeter.on_join
+def _greet(room, player, attrs):
+    return {**attrs, "greeted": True}
+
+
+TYPES = [Plain, Hooked]
 
 
 def test_hook_mask_names_only_the_hooks_defined():
@@ -62,6 +75,30 @@ def test_load_app_by_file_and_by_module(monkeypatch):
         load_app(f"{ARENA}:Nope")
     with pytest.raises(TypeError):
         load_app(f"{ARENA}:SIZE")
+
+
+def test_load_app_of_a_builder_and_of_a_list(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    (built,) = load_app("test_rooms:greeter")
+    assert issubclass(built, RoomType) and built.type_name() == "greeter"
+    assert built.hook_mask() == HOOKS["on_join"] and built.patterns() == ["greet-*"]
+    assert load_app(f"{Path(__file__)}:TYPES")[1].type_name() == "hooked"
+    assert [t.type_name() for t in load_app("test_rooms:TYPES")] == ["Plain", "hooked"]
+
+
+def test_serve_app_with_a_builder_and_a_list(kasagi_instances):
+    # kasagi serve --app FILE:greeter --app FILE:TYPES: all three types serve their rooms.
+    here = Path(__file__)
+    (serve,) = kasagi_instances("--app", f"{here}:greeter", "--app", f"{here}:TYPES")
+    with kasagi.Client().connect(serve.url) as client:
+        greeted = client.join("greet-1", name="ann")
+        assert greeted.players[greeted.player_id] == {"name": "ann", "greeted": True}
+        client.join("h-1")
+        with pytest.raises(kasagi.KasagiError, match="at most 5"):  # Hooked's rules
+            client.update("h-1", {"x": 9}, ack=True)
+        with pytest.raises(kasagi.KasagiError) as refused:  # plain-1 is of type Plain
+            client.join("plain-1", roomType="Other")
+        assert refused.value.code == "FORBIDDEN"
 
 
 def test_room_types_of():

@@ -190,19 +190,22 @@ def load(
     Args:
         source: a trace file (server or client), a binary stream or bytes of one, a directory
             written by :meth:`Trace.to_parquet`, a Redis URL (``redis://host:port/db``, with
-            ``room``: that room's snapshot and ``room:{id}:ops`` stream), or a list of any
-            of these (read into one Trace).
+            ``room``: that room's snapshot and ``room:{id}:ops`` stream, read from that one
+            plain Redis, see :func:`load_redis`), or a list of any of these (read into one
+            Trace).
         room: with a Redis URL, the room to read.
         key_prefix: with a Redis URL, the servers' key_prefix.
 
     Raises:
-        ValueError: a source is not a trace; a Redis URL without ``room``.
+        ValueError: a source is not a trace; a Redis URL without ``room``; a URL that is
+            not ``redis://`` (TLS, Sentinel, Cluster: see :func:`load_redis`).
         OSError: a file cannot be read or Redis cannot be reached.
     """
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     sources = source if isinstance(source, (list, tuple)) else [source]
     for s in sources:  # all into the same rows: the tables are built once
-        if isinstance(s, str) and s.startswith(("redis://", "rediss://")):
+        if isinstance(s, str) and "://" in s:  # any URL: a file name has no scheme
+            _redis_address(s)  # a URL load cannot read says so before asking for room=
             if room is None:
                 raise ValueError("load: a Redis URL needs room=")
             _redis_rows(s, room, key_prefix, rows)
@@ -221,8 +224,13 @@ def load_redis(url: str, room: str, *, key_prefix: str = "") -> Trace:
     stored patch). A log that still starts at version 0 adds the new room's document as a
     ``states`` row at version 0, so every version can be replayed.
 
+    It reads one plain Redis, the one ``url`` names: no TLS (``rediss://``), no Sentinel,
+    no Cluster. With Sentinel, give the current master's address; with a Cluster, the
+    master serving the room's slot (the error for another node names it).
+
     Raises:
-        ValueError: the URL is not a ``redis://`` URL.
+        ValueError: the URL is not a ``redis://`` URL; it names a Sentinel, or a Cluster
+            node that does not serve the room; Redis refused a command (a wrong password).
         OSError: Redis cannot be reached.
     """
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
@@ -235,17 +243,15 @@ def _redis_rows(url: str, room: str, key_prefix: str,
     """Adds a room's Redis snapshot and log to ``rows`` (see :func:`load_redis`)."""
     import msgpack  # type: ignore[import-untyped,unused-ignore]
 
-    from kasagi.testing.resp import redis_call
+    from kasagi.testing.resp import RedisError, redis_call
 
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "redis":
-        raise ValueError(f"load_redis: {url!r} is not a redis:// URL")
-    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
-    db = (parts.path or "/0").lstrip("/") or "0"
-    password = urllib.parse.unquote(parts.password) if parts.password else None
+    host, port, db, password = _redis_address(url)
 
     def call(*args: Any) -> Any:
-        return redis_call(port, *args, host=host, password=password, db=db, raw=True)
+        try:
+            return redis_call(port, *args, host=host, password=password, db=db, raw=True)
+        except RedisError as e:
+            raise ValueError(_refused(f"{host}:{port}", room, str(e))) from None
 
     key = f"{key_prefix}room:{{{room}}}"
     fields = _pairs(call("HGETALL", f"{key}:snapshot") or [])
@@ -273,6 +279,32 @@ def _redis_rows(url: str, room: str, key_prefix: str,
                       "msgpack": len(e["data"])},
             "paths": _leaf_paths(patch), "patch": patch,
         }, None))
+
+
+def _redis_address(url: str) -> tuple[str, int, str, str | None]:
+    """(host, port, db, password) of a ``redis://`` URL; ValueError for any other URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "redis":
+        raise ValueError(
+            f"load_redis: {parts.scheme}:// is not supported: traces are read from one plain "
+            "Redis, redis://host:port/db (no TLS, Sentinel or Cluster; with Sentinel give the "
+            "master's address, with a Cluster the master serving the room)")
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    db = (parts.path or "/0").lstrip("/") or "0"
+    password = urllib.parse.unquote(parts.password) if parts.password else None
+    return host, port, db, password
+
+
+def _refused(address: str, room: str, reply: str) -> str:
+    """Why ``address`` refused a command with error ``reply``, for load_redis's ValueError."""
+    if reply.startswith(("MOVED ", "ASK ")):  # "MOVED <slot> <host:port>"
+        node = reply.split()[-1]
+        return (f"load_redis: {address} is a Redis Cluster node that does not serve room "
+                f"{room!r} ({reply}); load_redis reads one node: give redis://{node}/0")
+    if "unknown command" in reply:
+        return (f"load_redis: {address} does not serve data ({reply}): a Sentinel? load_redis "
+                "reads one Redis: give the master's address")
+    return f"load_redis: {address} refused a command: {reply}"
 
 
 def _pairs(flat: list[bytes]) -> dict[str, bytes]:
