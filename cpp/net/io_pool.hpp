@@ -6,7 +6,9 @@
 //
 // Why not one io_context run by N threads: every post then may wake another thread (a
 // condition variable and an epoll interrupt per message), which measured as about a quarter
-// of the server's CPU at 20,000 updates/s (docs/benchmarks.md).
+// of the server's CPU at 20,000 updates/s (docs/benchmarks.md). The hook pool is the
+// exception: one context run by all hook threads, each room on a strand, so that a hook that
+// blocks holds up one thread and no other room (server.cpp).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -23,9 +25,10 @@ class IoPool {
  public:
   using Executor = boost::asio::io_context::executor_type;
 
-  explicit IoPool(std::size_t threads) {
-    for (std::size_t i = 0; i < threads; ++i) {
-      contexts_.push_back(std::make_unique<Context>(1));
+  // `contexts` contexts, each to be run by `threads_per_context` threads (see run()).
+  explicit IoPool(std::size_t contexts, int threads_per_context = 1) {
+    for (std::size_t i = 0; i < contexts; ++i) {
+      contexts_.push_back(std::make_unique<Context>(threads_per_context));
       guards_.emplace_back(contexts_.back()->get_executor());
     }
   }

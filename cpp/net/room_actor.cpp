@@ -82,6 +82,7 @@ RoomActor::RoomActor(Executor executor, Context& ctx, const std::string& id, std
                      const room::RoomSettings& settings, room::PathRules rules,
                      std::shared_ptr<const room::RoomType> type)
     : executor_(executor),
+      alone_(ctx.pool.owns(executor.get_inner_executor().context())),
       timer_(executor_),
       lease_timer_(executor_),
       ctx_(ctx),

@@ -21,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include "broker/broker.hpp"
 #include "net/relay.hpp"
 #include "net/remote_member.hpp"
@@ -43,7 +44,10 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
                   public broker::Subscriber,
                   private room::RoomLink {
  public:
-  using Executor = boost::asio::io_context::executor_type;
+  // A strand: on an I/O thread's context (run by that thread alone) it costs a little on
+  // posts only; on the hook pool's context (run by every hook thread) it keeps the room's
+  // handlers one at a time while other rooms' run beside them.
+  using Executor = boost::asio::strand<boost::asio::io_context::executor_type>;
   using Input = std::function<void(room::Inbox&, room::Clock::time_point)>;
 
   // `type`: the room's type (its rules replace `rules`; its hooks run here while this
@@ -55,7 +59,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
 
   const std::string& id() const { return id_; }
   std::uint64_t uid() const { return uid_; }
-  Executor executor() const { return executor_; }  // the room's thread
+  Executor executor() const { return executor_; }  // the room's strand
 
   // Joins promised by Registry::acquire and not yet run (see room/registry.hpp).
   std::atomic<int> pending_joins{0};
@@ -75,7 +79,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   // Only from a session's read handler, never from inside the room (it would re-enter it).
   template <class F>
   void deliver(F&& f) {
-    if (executor_.running_in_this_thread() && role_ == Role::authority) {
+    if (on_room_thread() && role_ == Role::authority) {
       const auto now = room::Clock::now();
       f(static_cast<room::Inbox&>(*room_), now);
       return after_event(now);
@@ -101,6 +105,12 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   enum class Role { claiming, loading, authority, relay, gone };
 
   void run(Input f);
+  // Whether the caller may enter the room: inside its strand, or on the one thread that
+  // runs its I/O context (where the strand's handlers cannot run meanwhile).
+  bool on_room_thread() const {
+    return executor_.running_in_this_thread() ||
+           (alone_ && executor_.get_inner_executor().running_in_this_thread());
+  }
   void after_event(room::Clock::time_point now);
   void arm(room::Clock::time_point deadline);
   void on_timer();
@@ -136,6 +146,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   void publish_resync();
 
   Executor executor_;
+  const bool alone_;  // its context is an I/O thread's, run by that thread alone
   boost::asio::steady_timer timer_;        // the room's deadlines and empty-room disposal
   boost::asio::steady_timer lease_timer_;  // lease renewal / claims, heartbeats
   Context& ctx_;

@@ -79,7 +79,7 @@ bool WsSession::at_home() const {
 // for move_home at the end of on_read.
 void WsSession::plan_move(const RoomActor& actor) {
   placed_ = true;
-  auto& target = actor.executor().context();
+  auto& target = actor.executor().get_inner_executor().context();
   if (&target != home_.load(std::memory_order_relaxed) && ctx_.pool.owns(target)) {
     move_target_ = &target;
   }

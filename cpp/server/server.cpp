@@ -237,7 +237,10 @@ void Server::start() {
   // takes the GIL, and neither may hold up an I/O thread (docs/hooks.md).
   const bool hooks = std::any_of(types_.begin(), types_.end(),
                                  [](const auto& t) { return bool(t->make_hooks); });
-  if (hooks) hook_pool_ = std::make_unique<net::IoPool>(std::max(1u, config_.hook_threads));
+  // One context run by every hook thread, each room on its strand: a hook that blocks holds
+  // up its own room and one thread, not the rooms that happen to share that thread.
+  const unsigned hook_threads = std::max(1u, config_.hook_threads);
+  if (hooks) hook_pool_ = std::make_unique<net::IoPool>(1, static_cast<int>(hook_threads));
   rooms_ = std::make_unique<room::Registry<net::RoomActor>>(
       config_.max_rooms, [this, rules, settings](const std::string& id, std::uint64_t uid) {
         std::shared_ptr<const room::RoomType> type;
@@ -246,7 +249,8 @@ void Server::start() {
             if (!type && room::glob_match(pattern, id)) type = t;
           }
         }
-        auto executor = type && type->make_hooks ? hook_pool_->next() : pool_->next();
+        auto executor = boost::asio::make_strand(type && type->make_hooks ? hook_pool_->next()
+                                                                          : pool_->next());
         auto actor = std::make_shared<net::RoomActor>(executor, *ctx_, id, uid, settings,
                                                       rules, std::move(type));
         actor->start();
@@ -275,15 +279,15 @@ void Server::start() {
   for (unsigned i = 0; i < n; ++i) {
     threads_.emplace_back([this, i, wait = batch_wait(config_)] { pool_->run(i, wait); });
   }
-  for (std::size_t i = 0; hook_pool_ && i < hook_pool_->size(); ++i) {
-    threads_.emplace_back([this, i] { hook_pool_->run(i, {}); });
+  for (unsigned i = 0; hook_pool_ && i < hook_threads; ++i) {
+    threads_.emplace_back([this] { hook_pool_->run(0, {}); });
   }
   releaser_ = std::make_unique<MemoryReleaser>(std::chrono::seconds(5), 16u << 20);
   running_ = true;
   log::info(std::string("listening on ") + (tls_ ? "TLS " : "") + config_.host + ":" +
             std::to_string(port_) + " with " +
             std::to_string(n) + " I/O threads" +
-            (hook_pool_ ? " (+" + std::to_string(hook_pool_->size()) + " for hooks)" : "") +
+            (hook_pool_ ? " (+" + std::to_string(hook_threads) + " for hooks)" : "") +
             ", tick rate " + format_number(config_.tick_rate) +
             " Hz");
   if (ctx_->static_files) log::info("serving files from " + ctx_->static_files->root().string());

@@ -318,9 +318,9 @@ class Config:
         doc="Threads that run the rooms whose room type has Python hooks (docs/hooks.md), "
         "besides the I/O threads; started only when such a type is registered. Rooms "
         "without hooks never run there and never wait for the GIL.",
-        why="Python runs one hook at a time anyway (the GIL); a second thread keeps half of "
-        "the hooked rooms going while a hook on the other one waits (I/O, sleep), at the "
-        "cost of one idle thread.",
+        why="Python runs one hook at a time anyway (the GIL); every hook thread serves every "
+        "hooked room, so a second thread keeps all other hooked rooms going while one hook "
+        "waits (I/O, sleep), at the cost of one idle thread.",
         minimum=1,
         maximum=256,
     )
