@@ -123,6 +123,26 @@ def test_kasagi_instance_outside_pytest() -> None:
     assert not log.exists()  # the temporary log goes with the object
 
 
+def test_a_kasagi_instance_moves_off_a_port_taken_before_its_first_start() -> None:
+    # Another suite's process can bind the picked port before the server does.
+    instance = KasagiInstance("--log-level", "warning")
+    taken = instance.port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        with instance:
+            assert instance.port != taken and instance.healthz() is not None
+            assert "Address already in use" in instance.log_text()
+            moved = instance.port
+            instance.restart()  # once it has served, the port is kept
+            assert instance.port == moved
+        # a port that was given is never changed: the start fails and says why
+        given = KasagiInstance("--log-level", "warning", port=taken)
+        with pytest.raises(RuntimeError, match="Address already in use"):
+            given.start()
+        assert given.port == taken
+
+
 USER_SUITE = """
     import pathlib
 

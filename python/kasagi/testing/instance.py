@@ -19,6 +19,8 @@ from kasagi.testing.process import ManagedProcess, free_port
 
 __all__ = ["KasagiInstance", "child_env"]
 
+_PORT_ATTEMPTS = 3  # first starts on a port taken meanwhile
+
 
 def child_env() -> dict[str, str]:
     """The environment for a child Python process: it imports the same kasagi package as
@@ -38,7 +40,8 @@ class KasagiInstance(ManagedProcess):
     Args:
         *args: more ``kasagi serve`` options, passed through (``"--tick-rate", "30"``,
             ``*redis.kasagi_args()``).
-        port: the port (default: a free one); kept across restarts.
+        port: the port (default: a free one, and another one if something else takes it
+            before the first start binds it); kept across restarts.
         log_path: where stdout and stderr go (default: a temporary file, removed when the
             object is collected or the interpreter exits).
         name: a name for messages and logs.
@@ -60,6 +63,7 @@ class KasagiInstance(ManagedProcess):
         python: str = sys.executable,
     ) -> None:
         self.port = port or free_port()
+        self._may_move = port is None  # until the first start succeeds
         if log_path is None:
             fd, temp = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
             os.close(fd)
@@ -67,6 +71,29 @@ class KasagiInstance(ManagedProcess):
             weakref.finalize(self, Path(temp).unlink, missing_ok=True)
         argv = [python, "-m", "kasagi", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         super().__init__([*argv, *args], log_path, name=name, env=child_env())
+
+    def start(self) -> KasagiInstance:
+        """Starts the server and waits for ``/healthz``; returns ``self``.
+
+        A port picked here can be taken by another process (a test suite running beside
+        this one) between the pick and the server's bind: the first start then tries again
+        on fresh ports, a few times. A port that was given, or has served once, is kept.
+
+        Raises:
+            RuntimeError: as :meth:`ManagedProcess.start`.
+        """
+        for attempt in range(_PORT_ATTEMPTS):
+            try:
+                super().start()
+                break
+            except RuntimeError as e:
+                taken = "Address already in use" in str(e) and not self.running
+                if not (self._may_move and taken) or attempt == _PORT_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                self.argv[self.argv.index("--port") + 1] = str(self.port)
+        self._may_move = False
+        return self
 
     @property
     def url(self) -> str:
