@@ -692,13 +692,14 @@ void Room::flush(Clock::time_point now) {
   delta->epoch = epoch_;
 
   HistoryEntry entry{flushed_version_, delta, {}};
+  const double sent = trace_ ? trace::TraceFile::now() : 0.0;
   broadcast(*delta, nullptr, entry.frames);
   if (link_) {
     link_->on_delta(*delta, encoded(entry.frames, protocol::Format::msgpack, *delta),
                     created_sessions_);
   }
   if (trace_) {  // both sizes, so a trace can compare the encodings
-    trace_->delta(*delta, encoded(entry.frames, protocol::Format::json, *delta)->size(),
+    trace_->delta(*delta, sent, encoded(entry.frames, protocol::Format::json, *delta)->size(),
                   encoded(entry.frames, protocol::Format::msgpack, *delta)->size());
   }
   created_sessions_.clear();

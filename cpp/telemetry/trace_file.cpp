@@ -11,11 +11,6 @@
 namespace kasagi::trace {
 namespace {
 
-double unix_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The JSON Pointers of the leaves a merge patch writes or deletes (a nested map is a
 // change inside it, anything else replaces or removes what was there).
 void leaf_paths(const state::Object& patch, std::string& prefix, state::Array& out) {
@@ -46,7 +41,7 @@ TraceFile::TraceFile(const std::string& path, std::string_view instance, metrics
           {"formatVersion", 1},
           {"source", "server"},
           {"instance", instance},
-          {"t", unix_seconds()}});
+          {"t", now()}});
   writer_ = std::thread([this] { run(); });
 }
 
@@ -67,11 +62,16 @@ void TraceFile::state(std::string_view room, std::uint64_t version, std::uint64_
           {"version", as_int(version)},
           {"tick", as_int(tick)},
           {"epoch", epoch},
-          {"t", unix_seconds()},
+          {"t", now()},
           {"state", doc}});
 }
 
-void TraceFile::delta(const protocol::Message& delta, std::size_t json_bytes,
+double TraceFile::now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void TraceFile::delta(const protocol::Message& delta, double sent, std::size_t json_bytes,
                       std::size_t msgpack_bytes) {
   state::Array paths;
   std::string prefix;
@@ -82,7 +82,7 @@ void TraceFile::delta(const protocol::Message& delta, std::size_t json_bytes,
           {"baseVersion", as_int(delta.base_version.value_or(0))},
           {"tick", as_int(delta.tick.value_or(0))},
           {"epoch", delta.epoch.value_or("")},
-          {"t", unix_seconds()},
+          {"t", sent},
           {"bytes", {{"json", as_int(json_bytes)}, {"msgpack", as_int(msgpack_bytes)}}},
           {"paths", std::move(paths)},
           {"patch", delta.payload ? *delta.payload : state::Object()}});

@@ -36,8 +36,13 @@ class TraceFile {
   // A room's document at `version`, when its recording starts.
   void state(std::string_view room, std::uint64_t version, std::uint64_t tick,
              std::string_view epoch, const state::Object& doc);
-  // A DELTA_UPDATE as it left its room, and its encoded size in JSON and MessagePack.
-  void delta(const protocol::Message& delta, std::size_t json_bytes, std::size_t msgpack_bytes);
+  // A DELTA_UPDATE as it left its room at `sent` (now() taken before the first send: a
+  // client may read it before the sends are done), and its size in JSON and MessagePack.
+  void delta(const protocol::Message& delta, double sent, std::size_t json_bytes,
+             std::size_t msgpack_bytes);
+
+  // The time as traces record it: seconds since the Unix epoch.
+  static double now();
 
  private:
   void append(const state::Object& record);
