@@ -5,9 +5,9 @@
 // threads, never on its I/O threads; only there is the GIL taken, for the length of one
 // hook call, then released. Rooms without hooks and every connection run on the I/O
 // threads, which never take it: a slow or GIL-bound hook delays rooms with hooks only.
-// Several hook threads let one room's hook that waits (I/O, sleep: the GIL is free
-// meanwhile) leave the rooms on the other hook threads running; Python code itself runs one
-// hook at a time, whichever room it belongs to.
+// Every hook thread serves every hooked room (a strand per room), so a hook that waits (I/O,
+// sleep: the GIL is free meanwhile) leaves the other rooms running on the other hook
+// threads; Python code itself runs one hook at a time, whichever room it belongs to.
 //
 // Everything that holds a Python reference and may die on a C++ thread (the factory of a
 // room type, a room's hooks) takes the GIL to let go of it.

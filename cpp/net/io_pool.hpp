@@ -1,8 +1,9 @@
 // One io_context per I/O thread. Each room lives on one of them for its whole life, and so
 // does each connection once it has joined its first room (WsSession moves it onto that
-// room's context), so their handlers always run on the same thread, in order: the
-// context's own executor serializes them without a strand's lock. A message crosses
-// threads only when a connection is in rooms of different contexts.
+// room's context), so their handlers always run on the same thread, in order; a room's
+// strand (RoomActor) never contends there, and a connection's reads run its room's code
+// without posting. A message crosses threads only when a connection is in rooms of
+// different contexts.
 //
 // Why not one io_context run by N threads: every post then may wake another thread (a
 // condition variable and an epoll interrupt per message), which measured as about a quarter
@@ -53,11 +54,13 @@ class IoPool {
   }
   boost::asio::io_context& context(std::size_t i) { return *contexts_[i]; }
 
-  // Runs context `i` on the calling thread until stop(). With a batch wait, a thread that
-  // has just found work sleeps that long before it looks again, so the messages arriving
-  // meantime are handled in one wake-up instead of one wake-up each (under load, putting a
-  // thread to sleep and waking it was a quarter of the server's CPU: docs/benchmarks.md).
-  // It blocks in the reactor, and wakes at the first event, only when it finds nothing.
+  // Runs context `i` on the calling thread until stop(). With a batch wait, a busy thread
+  // (a pass over what was ready ran kBusyPass handlers or more: a tick's sends, a burst of
+  // messages) sleeps that long before it looks again, so the messages arriving meantime are
+  // handled in one wake-up instead of one wake-up each (under load, putting a thread to
+  // sleep and waking it was a quarter of the server's CPU: docs/benchmarks.md). A thread
+  // that is not busy blocks in the reactor and wakes at the first event, so a lone request
+  // and its reply are not delayed. Only for a context run by this one thread.
   void run(std::size_t i, std::chrono::microseconds batch_wait) {
     Context& io = *contexts_[i];
     if (batch_wait <= std::chrono::microseconds::zero()) {
@@ -65,9 +68,10 @@ class IoPool {
       return;
     }
     while (!io.stopped()) {
-      if (io.poll() > 0) {
+      const std::size_t ran = io.poll();
+      if (ran >= kBusyPass) {
         std::this_thread::sleep_for(batch_wait);
-      } else if (io.run_one() == 0) {
+      } else if (ran == 0 && io.run_one() == 0) {
         return;
       }
     }
@@ -86,6 +90,8 @@ class IoPool {
   }
 
  private:
+  static constexpr std::size_t kBusyPass = 8;
+
   // An io_context whose services can be shut down ahead of its destruction (which shuts
   // them down again, harmlessly).
   struct Context : boost::asio::io_context {

@@ -1,5 +1,6 @@
-// Runs one room on one I/O thread (see io_pool.hpp): every message for the room is posted
-// there, so the room's state is touched by one thread only and needs no locks.
+// Runs one room on its strand: on one I/O thread (see io_pool.hpp), or, for a room whose type
+// has hooks, on whichever hook thread is free. Every message for the room is posted to the
+// strand, so the room's state is touched by one thread at a time and needs no locks.
 //
 // Authority across instances (DESIGN.md). The actor first claims the room's lease from the
 // broker. Granted: it is the authority: it recovers the room from the broker's snapshot and

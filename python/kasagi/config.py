@@ -148,14 +148,16 @@ class Config:
     io_batch_wait: float = _setting(
         0.001,
         section="Network",
-        doc="Seconds an I/O thread that has just handled messages waits before it looks for "
-        "more, so that what arrives meanwhile is handled in one wake-up. The wait used is at "
-        "most 2 % of the server's tick interval (`tick_rate`; room types' own rates do not "
-        "change it), and none when `tick_rate` is 0 (rooms that send at once are not "
-        "delayed); an idle thread still wakes at the first message. 0 turns it off.",
+        doc="Seconds a busy I/O thread (one that has just handled a burst: a tick's sends, "
+        "several messages) waits before it looks for more, so that what arrives meanwhile "
+        "is handled in one wake-up. A thread that is not busy wakes at the first message, "
+        "so a lone request is answered at once. The wait used is at most 2 % of the "
+        "server's tick interval (`tick_rate`; room types' own rates do not change it), and "
+        "none when `tick_rate` is 0. A message can meet it on each thread it crosses (a TLS "
+        "connection or a room with hooks adds a thread). 0 turns it off.",
         why="Under load, putting threads to sleep and waking them for each message cost "
-        "about a quarter of the server's CPU; 1 ms adds at most 1 ms to a delta that "
-        "already waits up to a tick interval (50 ms at 20 Hz) (docs/benchmarks.md).",
+        "about a quarter of the server's CPU; 1 ms adds at most 1 ms per thread to a delta "
+        "that already waits up to a tick interval (50 ms at 20 Hz) (docs/benchmarks.md).",
         minimum=0,
         maximum=0.1,
     )

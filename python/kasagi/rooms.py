@@ -3,8 +3,9 @@
 A room type is a subclass of :class:`RoomType`. Its class attributes say which rooms it
 governs (``rooms``: id patterns) and what clients may write (``writable``: path rules,
 checked in C++ with no Python call). Its ``on_*`` methods are hooks: the room calls the ones
-the class defines, on the room's own thread, with the GIL, and never the others. One
-instance is made per room (at the room's authority), so ``self`` can hold per-room state.
+the class defines, one call at a time per room, on whichever hook thread is free (so not
+always the same thread: keep per-room state on ``self``, not in ``threading.local``), with
+the GIL, and never the others. One instance is made per room (at the room's authority).
 
 Example::
 

@@ -22,6 +22,7 @@ from kasagi.testing import (
     redis_call,
     render_config,
 )
+from kasagi.testing.process import listens_on
 
 
 def test_render_config_replaces_drops_and_appends(tmp_path: Path) -> None:
@@ -141,6 +142,19 @@ def test_a_kasagi_instance_moves_off_a_port_taken_before_its_first_start() -> No
         with pytest.raises(RuntimeError, match="Address already in use"):
             given.start()
         assert given.port == taken
+
+
+def test_a_kasagi_instance_is_not_fooled_by_another_server_on_its_port() -> None:
+    with KasagiInstance("--log-level", "warning") as squatter:
+        instance = KasagiInstance("--log-level", "warning")
+        # as if another suite's server had taken the port picked for this one: its /healthz
+        # answers at once, while this instance's server is still starting
+        instance.port = squatter.port
+        instance.argv[instance.argv.index("--port") + 1] = str(squatter.port)
+        with instance:
+            assert instance.port != squatter.port
+            assert listens_on(instance.pid, instance.port)  # type: ignore[arg-type]
+            assert not listens_on(instance.pid, squatter.port)  # type: ignore[arg-type]
 
 
 USER_SUITE = """

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kasagi.testing.metrics import metric_value
-from kasagi.testing.process import ManagedProcess, free_port
+from kasagi.testing.process import ManagedProcess, free_port, listens_on
 
 __all__ = ["KasagiInstance", "child_env"]
 
@@ -87,7 +87,8 @@ class KasagiInstance(ManagedProcess):
                 super().start()
                 break
             except RuntimeError as e:
-                taken = "Address already in use" in str(e) and not self.running
+                last_run = self.log_text().rpartition("\n--- ")[2]  # after its start line
+                taken = "Address already in use" in last_run and not self.running
                 if not (self._may_move and taken) or attempt == _PORT_ATTEMPTS - 1:
                     raise
                 self.port = free_port()
@@ -124,8 +125,10 @@ class KasagiInstance(ManagedProcess):
             return metric_value(response.read().decode(), name)
 
     def ready(self) -> bool:
-        """True once ``/healthz`` answers 200."""
-        return self.healthz() is not None
+        """True once this process listens on its port and ``/healthz`` answers 200."""
+        return (
+            self.pid is not None and listens_on(self.pid, self.port) and self.healthz() is not None
+        )
 
     def identity(self) -> str:
         """The ``--port`` option in the command line."""

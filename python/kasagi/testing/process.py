@@ -30,6 +30,7 @@ from typing import TypeVar
 __all__ = [
     "ManagedProcess",
     "free_port",
+    "listens_on",
     "pid_alive",
     "port_free",
     "sanitizer_problems",
@@ -79,6 +80,33 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:  # no room below the range: the kernel's choice after all
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """True if process ``pid`` itself holds a socket listening on TCP ``port`` (so that a
+    server answering there is this one, not another process that took the port)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local_address is HEX_IP:HEX_PORT; state 0A is LISTEN
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                inodes.add(f"socket:[{fields[9]}]")
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _all_threads_stopped(pid: int) -> bool:
