@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kasagi import AsyncClient
+from kasagi import AsyncClient, KasagiError
 from kasagi.testing import RedisServer
 
 # Hooks with relays and leases, each call under the GIL on a hook thread: CI runs these
@@ -48,6 +48,43 @@ def test_hooks_run_only_at_the_authority(redis_server: RedisServer, kasagi_insta
     assert hooks["joins"] == 2 and hooks["updates"] == 2  # once each, not once per instance
     assert list(hooks["created_in"]) == [hooks["updated_in"]]  # one process ran them all
     assert sorted(p["x"] for p in state["players"].values()) == [10, 20]
+
+
+def test_a_new_authority_creates_its_hooks_on_the_recovered_state(
+    redis_server: RedisServer, kasagi_instances: Any
+) -> None:
+    first, second = kasagi_instances(*redis_server.kasagi_args(), "--lease-ttl", "1.0",
+                                     "--app", f"{APP}:Counted", count=2)
+
+    async def play() -> dict[str, Any]:
+        async with AsyncClient() as a, AsyncClient() as b:
+            await a.connect(first.url)
+            await b.connect(second.url)
+            await a.join("counted-2")           # the first instance is the authority
+            mirror = await b.join("counted-2")  # the second relays
+            await b.update("counted-2", {"x": 1}, ack=True)  # acked: durable in Redis
+            first.kill()
+            # The second instance takes the room over once the lease runs out; until then
+            # its updates are refused (or time out) and are tried again.
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:
+                try:
+                    version = await b.update("counted-2", {"x": 2}, ack=True, timeout=2)
+                    break
+                except (KasagiError, asyncio.TimeoutError):
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+            await b.wait_version("counted-2", version)
+            return dict(mirror.state)
+
+    state = asyncio.run(play())
+    hooks = state["hooks"]
+    # on_create ran again at the new authority, on the recovered document: it merged its
+    # own pid into created_in, which still names the first instance
+    assert set(hooks["created_in"]) == {str(first.pid), str(second.pid)}
+    assert hooks["updated_in"] == str(second.pid)
+    assert [p["x"] for p in state["players"].values() if "x" in p] == [20]
 
 
 def test_joins_through_a_relay_carry_the_verified_claims(
