@@ -45,6 +45,7 @@ import inspect
 import logging
 import reprlib
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -352,8 +353,10 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-# Failures already logged at error level: (type name, hook, what failed).
+# Failures already logged at error level: (type name, hook, what failed). Every hook thread
+# serves every hooked room: the lock makes "not logged yet" and "logged" one step.
 _LOGGED_FAILURES: set[tuple[Any, ...]] = set()
+_LOGGED_LOCK = threading.Lock()
 
 
 class _Dispatcher:
@@ -388,11 +391,13 @@ class _Dispatcher:
         # must not flood the log. Repeats are counted in the metric
         # kasagi_hook_failures_total (by the room) and logged at debug level.
         key = (self._type, hook, *what)
-        if key in _LOGGED_FAILURES:
+        with _LOGGED_LOCK:
+            again = key in _LOGGED_FAILURES
+            if not again and len(_LOGGED_FAILURES) < 10_000:
+                _LOGGED_FAILURES.add(key)
+        if again:
             log.debug("room %s (type %s): %s %s, again", self.room.id, self._type, hook, problem)
             return
-        if len(_LOGGED_FAILURES) < 10_000:
-            _LOGGED_FAILURES.add(key)
         log.error("room %s (type %s): %s %s; the room keeps running (identical failures are "
                   "not logged again)%s", self.room.id, self._type, hook, problem,
                   "\n" + detail if detail else "")
@@ -428,7 +433,9 @@ class _Dispatcher:
         try:  # converted here rather than in the room, to be reported with its hook
             return ("replace", self._hook_value(result))
         except (TypeError, ValueError) as e:  # NaN, bytes, keys that are not str...
-            why = str(e).partition(":")[0]  # "non-finite number", not the position of it
+            # "non-finite number", not the position of it; for text that cannot be encoded,
+            # its type (the message names the character)
+            why = type(e).__name__ if isinstance(e, UnicodeError) else str(e).partition(":")[0]
             self._log_failure(hook, ("unusable", type(e).__name__, why),
                               f"returned {reprlib.repr(result)}, which no document can hold "
                               f"({e})")

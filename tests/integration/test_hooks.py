@@ -571,6 +571,8 @@ def test_unusable_results_are_logged_once_each(serve, caplog, capfd):
                 return "corrected"  # not None, a bool or a dict
             if "why" in patch:
                 raise Reject(Unprintable())  # fails in the native bridge, str(reason)
+            if "lone" in patch:  # a lone surrogate, a different one each time: not UTF-8
+                return {"x": chr(0xD800 + patch["lone"])}
             return None
 
     server = serve(Sloppy)
@@ -584,16 +586,18 @@ def test_unusable_results_are_logged_once_each(serve, caplog, capfd):
             assert error(update(w, "sloppy-1", {"nan": 1}, 10 + i))[0] == "INTERNAL"
             assert error(update(w, "sloppy-1", {"text": 1}, 20 + i))[0] == "INTERNAL"
             assert error(update(w, "sloppy-1", {"why": 1}, 30 + i))[0] == "INTERNAL"
+            assert error(update(w, "sloppy-1", {"lone": i}, 50 + i))[0] == "INTERNAL"
             assert update(w, "sloppy-1", {"y": i}, 40 + i)["type"] == "ACK"  # still serving
     logged = [r.getMessage() for r in caplog.records if r.name == "kasagi.hooks"]
-    assert len(logged) == 4, logged
-    join, nan, text, why = logged
+    assert len(logged) == 5, logged
+    join, nan, text, why, lone = logged
+    assert "on_update" in lone and "no document can hold" in lone
     assert "sloppy-1" in join and "on_join returned 'list'" in join
     assert "on_update" in nan and "nan" in nan and "non-finite" in nan
     assert "on_update returned 'str'" in text
     assert "on_update failed in the hook bridge" in why and "no text" in why
     assert "failed" not in capfd.readouterr().err  # nothing per message on stderr either
-    assert metric_value(server.metrics(), "kasagi_hook_failures_total") == 12
+    assert metric_value(server.metrics(), "kasagi_hook_failures_total") == 15
     me = next(iter(server.room_state("sloppy-1")["state"]["players"].values()))
     assert me == {"y": 2}
     w.close()
