@@ -36,3 +36,20 @@ class Claimed(RoomType):
     def on_join(self, room, player, attrs, claims):
         room.set(f"/seen/{player}", {"team": claims.get("team"), "sub": claims.get("sub"),
                                      "pid": os.getpid()})
+
+
+class Noted(RoomType):
+    """Appends "<pid> <hook> <room>" to the file named by $KASAGI_TEST_HOOK_NOTES for its
+    lifecycle hooks, which a deposed authority runs where no client sees their effects."""
+
+    rooms = "noted-*"
+
+    def _note(self, hook, room):
+        with open(os.environ["KASAGI_TEST_HOOK_NOTES"], "a") as notes:
+            notes.write(f"{os.getpid()} {hook} {room.id}\n")
+
+    def on_create(self, room):
+        self._note("create", room)
+
+    def on_dispose(self, room):
+        self._note("dispose", room)

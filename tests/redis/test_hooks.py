@@ -87,6 +87,39 @@ def test_a_new_authority_creates_its_hooks_on_the_recovered_state(
     assert [p["x"] for p in state["players"].values() if "x" in p] == [20]
 
 
+def test_a_deposed_authority_disposes_of_its_hooks(
+    redis_server: RedisServer, kasagi_instances: Any, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    notes = tmp_path / "notes"
+    notes.touch()
+    monkeypatch.setenv("KASAGI_TEST_HOOK_NOTES", str(notes))  # the instances inherit it
+    first, second = kasagi_instances(*redis_server.kasagi_args(), "--lease-ttl", "1.0",
+                                     "--app", f"{APP}:Noted", count=2)
+
+    def lines() -> list[str]:
+        return notes.read_text().splitlines()
+
+    async def play() -> None:
+        async with AsyncClient() as a, AsyncClient() as b:
+            await a.connect(first.url)
+            await b.connect(second.url)
+            await a.join("noted-1")             # the first instance is the authority
+            mirror = await b.join("noted-1")
+            epoch = mirror.epoch
+            first.pause()                       # past its lease: the second takes over
+            await b.wait_for(lambda: mirror.epoch != epoch or None, timeout=15)
+            first.resume()                      # and finds it has lost the room
+            deadline = asyncio.get_running_loop().time() + 15
+            while f"{first.pid} dispose noted-1" not in lines():  # a file: poll it
+                assert asyncio.get_running_loop().time() < deadline, lines()
+                await asyncio.sleep(0.05)
+
+    asyncio.run(play())
+    assert lines()[:2] == [f"{first.pid} create noted-1", f"{second.pid} create noted-1"]
+    assert f"{first.pid} dispose noted-1" in lines()
+
+
 def test_joins_through_a_relay_carry_the_verified_claims(
     redis_server: RedisServer, kasagi_instances: Any
 ) -> None:
