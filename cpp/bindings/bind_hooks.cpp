@@ -220,8 +220,6 @@ class BrokenHooks final : public room::RoomHooks {
   }
   bool on_tick(room::RoomControl&, double) override { return true; }
   bool on_dispose(room::RoomControl&) override { return true; }
-  // Not called: the room reports unusable answers only, and these are errors.
-  void report(room::RoomControl&, std::string_view, std::string_view, std::string_view) override {}
 };
 
 // Holds a Python object from C++ code that may drop it on any thread.

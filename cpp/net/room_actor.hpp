@@ -61,6 +61,7 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   const std::string& id() const { return id_; }
   std::uint64_t uid() const { return uid_; }
   Executor executor() const { return executor_; }  // the room's strand
+  bool on_io_thread() const { return alone_; }      // else on the hook threads
 
   // Joins promised by Registry::acquire and not yet run (see room/registry.hpp).
   std::atomic<int> pending_joins{0};
@@ -109,8 +110,8 @@ class RoomActor : public std::enable_shared_from_this<RoomActor>,
   // Whether the caller may enter the room: inside its strand, or on the one thread that
   // runs its I/O context (where the strand's handlers cannot run meanwhile).
   bool on_room_thread() const {
-    return executor_.running_in_this_thread() ||
-           (alone_ && executor_.get_inner_executor().running_in_this_thread());
+    return alone_ ? executor_.get_inner_executor().running_in_this_thread()
+                  : executor_.running_in_this_thread();
   }
   void after_event(room::Clock::time_point now);
   void arm(room::Clock::time_point deadline);

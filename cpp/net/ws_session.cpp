@@ -80,7 +80,7 @@ bool WsSession::at_home() const {
 void WsSession::plan_move(const RoomActor& actor) {
   placed_ = true;
   auto& target = actor.executor().get_inner_executor().context();
-  if (&target != home_.load(std::memory_order_relaxed) && ctx_.pool.owns(target)) {
+  if (actor.on_io_thread() && &target != home_.load(std::memory_order_relaxed)) {
     move_target_ = &target;
   }
 }

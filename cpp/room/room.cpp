@@ -1,5 +1,7 @@
 #include "room/room.hpp"
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 
@@ -25,6 +27,9 @@ constexpr std::string_view kSessionToken = "sessionToken";
 constexpr std::string_view kLastVersion = "lastVersion";
 constexpr std::string_view kRoomType = "roomType";
 constexpr std::string_view kPlayerId = "playerId";  // chosen by the server, never by the client
+// The JOIN_ROOM payload keys that steer the join; every other key is a player attribute.
+constexpr std::array<std::string_view, 4> kJoinKeys{kSessionToken, kLastVersion, kRoomType,
+                                                    kPlayerId};
 
 // Times one hook call into kasagi_hook_duration_seconds; failed() counts it as a failure.
 struct HookClock {
@@ -48,12 +53,9 @@ std::string quoted(std::span<const std::string> path) {
 
 bool join_sets_attributes(const Message& join) {
   if (!join.payload) return false;
-  for (const auto& [key, value] : *join.payload) {
-    if (key != kSessionToken && key != kLastVersion && key != kRoomType && key != kPlayerId) {
-      return true;
-    }
-  }
-  return false;
+  return std::any_of(join.payload->begin(), join.payload->end(), [](const auto& kv) {
+    return std::find(kJoinKeys.begin(), kJoinKeys.end(), kv.key()) == kJoinKeys.end();
+  });
 }
 
 Room::Room(std::string id, std::uint64_t uid, const RoomSettings& settings, PathRules rules,
@@ -261,10 +263,7 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
                          msg);
     }
   }
-  attrs.erase(kSessionToken);
-  attrs.erase(kLastVersion);
-  attrs.erase(kRoomType);
-  attrs.erase(kPlayerId);
+  for (auto key : kJoinKeys) attrs.erase(key);
 
   // Resume: the same player, no PLAYER_LEFT / PLAYER_JOINED churn. A verified player id
   // names the player itself (its sessionToken is not needed, nor honoured for another id).
@@ -310,11 +309,11 @@ void Room::join(const MemberPtr& m, const Message& msg, Clock::time_point now) {
     {
       HookClock clock{metrics_};
       verdict = hooks_->on_join(*this, p.id, attrs, m->identity().claims);
-      if (verdict.kind == HookVerdict::Kind::replace && !verdict.value.is_object()) {
-        hooks_->report(*this, "on_join", "returned something other than a dict", "");
-        verdict.kind = HookVerdict::Kind::error;
-      }
       if (verdict.kind == HookVerdict::Kind::error) clock.failed();
+    }
+    if (verdict.kind == HookVerdict::Kind::replace && !verdict.value.is_object()) {
+      hook_unusable("on_join", "returned something other than a dict", "");
+      verdict.kind = HookVerdict::Kind::error;
     }
     switch (verdict.kind) {
       case HookVerdict::Kind::accept: break;
@@ -448,9 +447,7 @@ void Room::update(const MemberPtr& m, Message&& msg, Clock::time_point now) {
         leaves.assign(target, patch);
         for (std::size_t i = 0; i < leaves.size(); ++i) {
           if (auto error = structure_error(leaves[i])) {
-            metrics_.hook_failures.fetch_add(1, std::memory_order_relaxed);  // as HookClock
-            hooks_->report(*this, "on_update", "returned a patch that cannot apply",
-                           error->second);
+            hook_unusable("on_update", "returned a patch that cannot apply", error->second);
             return hook_failed(m, "on_update", msg);
           }
         }
@@ -555,6 +552,12 @@ void Room::dispose_hooks(Clock::time_point now) {
   hooks_.reset();
   hook_mask_ = 0;
   next_hook_tick_.reset();
+}
+
+void Room::hook_unusable(std::string_view hook, std::string_view problem,
+                         std::string_view detail) {
+  metrics_.hook_failures.fetch_add(1, std::memory_order_relaxed);
+  hooks_->report(*this, hook, problem, detail);
 }
 
 void Room::hook_failed(const MemberPtr& m, std::string_view hook, const Message& cause) {

@@ -160,6 +160,9 @@ class Room final : public Inbox, public RoomControl {
   bool ticking() const { return wants(RoomHooks::tick) && !players_.empty(); }
   Clock::time_point next_hook_tick(Clock::time_point now) const;
   void hook_failed(const MemberPtr& m, std::string_view hook, const protocol::Message& cause);
+  // A hook answered something the room cannot use: counted as a hook failure and reported
+  // to the hooks' log.
+  void hook_unusable(std::string_view hook, std::string_view problem, std::string_view detail);
   std::string write(const state::Path& path, const state::Value& value, bool merge);
   // Why a patch may not write `leaf` whoever writes it (too deep, a player entry itself).
   std::optional<std::pair<protocol::ErrorCode, std::string>> structure_error(

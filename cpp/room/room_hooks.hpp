@@ -78,9 +78,10 @@ class RoomHooks {
 
   // A hook's answer the room cannot use (a corrected patch that cannot apply, say); the
   // room counts the failure and answers ERROR INTERNAL, this says why. Logged once per
-  // `hook` and `problem`, never per message; `detail` may differ each time.
-  virtual void report(RoomControl& room, std::string_view hook, std::string_view problem,
-                      std::string_view detail) = 0;
+  // `hook` and `problem`, never per message; `detail` may differ each time. By default
+  // nothing (hooks with no log of their own).
+  virtual void report(RoomControl& /*room*/, std::string_view /*hook*/,
+                      std::string_view /*problem*/, std::string_view /*detail*/) {}
 };
 
 }  // namespace kasagi::room

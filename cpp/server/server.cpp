@@ -249,8 +249,8 @@ void Server::start() {
             if (!type && room::glob_match(pattern, id)) type = t;
           }
         }
-        auto executor = boost::asio::make_strand(type && type->make_hooks ? hook_pool_->next()
-                                                                          : pool_->next());
+        auto executor = boost::asio::make_strand(
+            type && type->make_hooks ? hook_pool_->context(0).get_executor() : pool_->next());
         auto actor = std::make_shared<net::RoomActor>(executor, *ctx_, id, uid, settings,
                                                       rules, std::move(type));
         actor->start();
@@ -276,11 +276,12 @@ void Server::start() {
   port_ = listener_->port();
   listener_->run();
   threads_.reserve(n);
+  const auto wait = batch_wait(config_);
   for (unsigned i = 0; i < n; ++i) {
-    threads_.emplace_back([this, i, wait = batch_wait(config_)] { pool_->run(i, wait); });
+    threads_.emplace_back([this, i, wait] { pool_->run(i, wait); });
   }
   for (unsigned i = 0; hook_pool_ && i < hook_threads; ++i) {
-    threads_.emplace_back([this] { hook_pool_->run(0, {}); });
+    threads_.emplace_back([this] { hook_pool_->context(0).run(); });
   }
   releaser_ = std::make_unique<MemoryReleaser>(std::chrono::seconds(5), 16u << 20);
   running_ = true;

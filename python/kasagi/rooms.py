@@ -386,10 +386,11 @@ class _Dispatcher:
         self._path = _accepts(cls.on_update, "path")
 
     def _log_failure(self, hook: str, what: tuple[Any, ...], problem: str,
-                     detail: str = "") -> None:
+                     detail: str | Callable[[], str] = "") -> None:
         # Once per distinct failure (type, hook, what): a hook that fails on every update
         # must not flood the log. Repeats are counted in the metric
-        # kasagi_hook_failures_total (by the room) and logged at debug level.
+        # kasagi_hook_failures_total (by the room) and logged at debug level. `detail` may be
+        # a callable: made only for the one failure that is logged.
         key = (self._type, hook, *what)
         with _LOGGED_LOCK:
             again = key in _LOGGED_FAILURES
@@ -398,6 +399,8 @@ class _Dispatcher:
         if again:
             log.debug("room %s (type %s): %s %s, again", self.room.id, self._type, hook, problem)
             return
+        if callable(detail):
+            detail = detail()
         log.error("room %s (type %s): %s %s; the room keeps running (identical failures are "
                   "not logged again)%s", self.room.id, self._type, hook, problem,
                   "\n" + detail if detail else "")
@@ -406,10 +409,12 @@ class _Dispatcher:
         # The exception being handled, with its traceback; identical: the same exception
         # type raised at the same line.
         error = sys.exc_info()[1]
-        frames = traceback.extract_tb(error.__traceback__) if error else []
-        where = (frames[-1].filename, frames[-1].lineno) if frames else None
+        tb = error.__traceback__ if error else None
+        while tb is not None and tb.tb_next is not None:  # the innermost frame
+            tb = tb.tb_next
+        where = (tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb else None
         self._log_failure(hook, ("raised", type(error).__name__, where), f"raised {error!r}",
-                          traceback.format_exc().rstrip())
+                          lambda: "".join(traceback.format_exception(error)).rstrip())
 
     def _verdict(self, hook: str, call: Callable[[], Any]) -> tuple[str, Any] | None:
         if self._impl is None:
@@ -425,8 +430,8 @@ class _Dispatcher:
             return None
         if result is False:
             return ("reject", "")
-        kind = type(result).__name__
         if not isinstance(result, Mapping):
+            kind = type(result).__name__
             self._log_failure(hook, ("returned", kind),
                               f"returned {kind!r}; expected None, a bool or a dict")
             return ("error", None)

@@ -495,10 +495,11 @@ def test_slow_hook_does_not_stall_other_rooms(serve):
     # rooms beside the sleeping one keep answering, as does a room without hooks.
     server = serve(Slow, hook_threads=2, threads=1)
     sleeper, plain = Wire(server.url), Wire(server.url)
-    others = [Wire(server.url), Wire(server.url)]
+    rooms = ["slow-b", "slow-c"]
+    others = [Wire(server.url) for _ in rooms]
     sleeper.join("slow-a")
-    for i, w in enumerate(others):
-        w.join(f"slow-{'bc'[i]}")
+    for room, w in zip(rooms, others):
+        w.join(room)
     plain.join("plain")  # the only I/O thread, shared with every connection
     Slow.started.clear()
     Slow.finished.clear()
@@ -507,8 +508,8 @@ def test_slow_hook_does_not_stall_other_rooms(serve):
     assert Slow.started.wait(5)
     for i in range(10):
         assert update(plain, "plain", {"i": i}, 10 + i)["type"] == "ACK"
-        for j, w in enumerate(others):
-            assert update(w, f"slow-{'bc'[j]}", {"i": i}, 10 + i)["type"] == "ACK"
+        for room, w in zip(rooms, others):
+            assert update(w, room, {"i": i}, 10 + i)["type"] == "ACK"
     assert not Slow.finished.is_set()  # all of it answered while the hook still slept
     assert sleeper.expect("ACK", timeout=10)["requestId"] == 1
     for w in (sleeper, plain, *others):

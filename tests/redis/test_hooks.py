@@ -12,6 +12,8 @@ import pytest
 from kasagi import AsyncClient, KasagiError
 from kasagi.testing import RedisServer
 
+from .test_multi_instance import FAST_LEASE, wait_for
+
 # Hooks with relays and leases, each call under the GIL on a hook thread: CI runs these
 # under ThreadSanitizer too.
 pytestmark = [pytest.mark.redis, pytest.mark.tsan]
@@ -53,7 +55,7 @@ def test_hooks_run_only_at_the_authority(redis_server: RedisServer, kasagi_insta
 def test_a_new_authority_creates_its_hooks_on_the_recovered_state(
     redis_server: RedisServer, kasagi_instances: Any
 ) -> None:
-    first, second = kasagi_instances(*redis_server.kasagi_args(), "--lease-ttl", "1.0",
+    first, second = kasagi_instances(*redis_server.kasagi_args(), *FAST_LEASE,
                                      "--app", f"{APP}:Counted", count=2)
 
     async def play() -> dict[str, Any]:
@@ -94,7 +96,7 @@ def test_a_deposed_authority_disposes_of_its_hooks(
     notes = tmp_path / "notes"
     notes.touch()
     monkeypatch.setenv("KASAGI_TEST_HOOK_NOTES", str(notes))  # the instances inherit it
-    first, second = kasagi_instances(*redis_server.kasagi_args(), "--lease-ttl", "1.0",
+    first, second = kasagi_instances(*redis_server.kasagi_args(), *FAST_LEASE,
                                      "--app", f"{APP}:Noted", count=2)
 
     def lines() -> list[str]:
@@ -110,10 +112,7 @@ def test_a_deposed_authority_disposes_of_its_hooks(
             first.pause()                       # past its lease: the second takes over
             await b.wait_for(lambda: mirror.epoch != epoch or None, timeout=15)
             first.resume()                      # and finds it has lost the room
-            deadline = asyncio.get_running_loop().time() + 15
-            while f"{first.pid} dispose noted-1" not in lines():  # a file: poll it
-                assert asyncio.get_running_loop().time() < deadline, lines()
-                await asyncio.sleep(0.05)
+            await wait_for(lambda: f"{first.pid} dispose noted-1" in lines(), timeout=15)
 
     asyncio.run(play())
     assert lines()[:2] == [f"{first.pid} create noted-1", f"{second.pid} create noted-1"]

@@ -149,8 +149,7 @@ def test_a_kasagi_instance_is_not_fooled_by_another_server_on_its_port() -> None
         instance = KasagiInstance("--log-level", "warning")
         # as if another suite's server had taken the port picked for this one: its /healthz
         # answers at once, while this instance's server is still starting
-        instance.port = squatter.port
-        instance.argv[instance.argv.index("--port") + 1] = str(squatter.port)
+        instance._use_port(squatter.port)
         with instance:
             assert instance.port != squatter.port
             assert listens_on(instance.pid, instance.port)  # type: ignore[arg-type]

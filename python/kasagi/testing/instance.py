@@ -87,14 +87,18 @@ class KasagiInstance(ManagedProcess):
                 super().start()
                 break
             except RuntimeError as e:
-                last_run = self.log_text().rpartition("\n--- ")[2]  # after its start line
+                # the message ends with the log's tail: what follows this run's start line
+                last_run = str(e).rpartition("\n--- ")[2]
                 taken = "Address already in use" in last_run and not self.running
                 if not (self._may_move and taken) or attempt == _PORT_ATTEMPTS - 1:
                     raise
-                self.port = free_port()
-                self.argv[self.argv.index("--port") + 1] = str(self.port)
+                self._use_port(free_port())
         self._may_move = False
         return self
+
+    def _use_port(self, port: int) -> None:
+        self.port = port
+        self.argv[self.argv.index("--port") + 1] = str(port)
 
     @property
     def url(self) -> str:
@@ -126,8 +130,9 @@ class KasagiInstance(ManagedProcess):
 
     def ready(self) -> bool:
         """True once this process listens on its port and ``/healthz`` answers 200."""
+        # /healthz first: the /proc tables are read only once something answers
         return (
-            self.pid is not None and listens_on(self.pid, self.port) and self.healthz() is not None
+            self.pid is not None and self.healthz() is not None and listens_on(self.pid, self.port)
         )
 
     def identity(self) -> str:

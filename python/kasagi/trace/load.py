@@ -205,10 +205,10 @@ def load(
     sources = source if isinstance(source, (list, tuple)) else [source]
     for s in sources:  # all into the same rows: the tables are built once
         if isinstance(s, str) and "://" in s:  # any URL: a file name has no scheme
-            _redis_address(s)  # a URL load cannot read says so before asking for room=
+            address = _redis_address(s)  # a URL it cannot read says so before room= does
             if room is None:
                 raise ValueError("load: a Redis URL needs room=")
-            _redis_rows(s, room, key_prefix, rows)
+            _redis_rows(address, room, key_prefix, rows)
         elif isinstance(s, (str, os.PathLike)) and pathlib.Path(s).is_dir():
             for name, table in _read_parquet(pathlib.Path(s)).items():
                 rows[name].extend(table)
@@ -234,18 +234,19 @@ def load_redis(url: str, room: str, *, key_prefix: str = "") -> Trace:
         OSError: Redis cannot be reached.
     """
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
-    _redis_rows(url, room, key_prefix, rows)
+    _redis_rows(_redis_address(url), room, key_prefix, rows)
     return Trace.from_rows(rows)
 
 
-def _redis_rows(url: str, room: str, key_prefix: str,
+def _redis_rows(address: tuple[str, int, str, str | None], room: str, key_prefix: str,
                 rows: dict[str, list[dict[str, Any]]]) -> None:
-    """Adds a room's Redis snapshot and log to ``rows`` (see :func:`load_redis`)."""
+    """Adds a room's Redis snapshot and log to ``rows`` (see :func:`load_redis`); `address`
+    as :func:`_redis_address` returns it."""
     import msgpack  # type: ignore[import-untyped,unused-ignore]
 
     from kasagi.testing.resp import RedisError, redis_call
 
-    host, port, db, password = _redis_address(url)
+    host, port, db, password = address
 
     def call(*args: Any) -> Any:
         try:
